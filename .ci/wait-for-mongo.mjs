@@ -1,0 +1,18 @@
+// Waits (up to 60 s) until the MongoDB-protocol server at argv[2] answers `ping`.
+import { MongoClient } from 'mongodb';
+
+const url = process.argv[2];
+const deadline = Date.now() + 60_000;
+for (;;) {
+  const client = new MongoClient(url, { serverSelectionTimeoutMS: 1000 });
+  try {
+    await client.db().admin().command({ ping: 1 });
+    console.log('database answers ping');
+    break;
+  } catch (error) {
+    if (Date.now() > deadline) throw error;
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  } finally {
+    await client.close();
+  }
+}

@@ -1,0 +1,79 @@
+// Types shared by the API and the consumer. This package holds types only: both services
+// import it with `import type`, so neither needs it at run time.
+
+/** A user-activity event as a client posts it to `POST /api/v1/activities`. */
+export interface ActivityEvent {
+  /** Optional client-chosen UUID; doubles as the idempotency key. */
+  readonly id?: string;
+  readonly userId: string;
+  readonly eventType: string;
+  /** RFC 3339 date-time with a zone designator, e.g. `2023-10-27T10:00:00Z`. */
+  readonly timestamp: string;
+  readonly payload: Readonly<Record<string, unknown>>;
+}
+
+/** The older snake_case contract accepted by `POST /api/v1/events/track`. */
+export interface LegacyTrackEvent {
+  readonly user_id: number | string;
+  readonly event_type: string;
+  readonly timestamp: string;
+  readonly metadata?: Readonly<Record<string, unknown>>;
+}
+
+/**
+ * The JSON body of a message on the queue: the validated event with its id settled.
+ * AMQP properties carry the rest: `messageId` = `id`, `timestamp` = receive time (seconds),
+ * header `receivedAt` = receive time as ISO 8601.
+ */
+export interface QueueMessage {
+  readonly id: string;
+  readonly userId: string;
+  readonly eventType: string;
+  readonly timestamp: string;
+  readonly payload: Readonly<Record<string, unknown>>;
+}
+
+/** Name of the AMQP header that carries the API's receive time. */
+export type ReceivedAtHeader = 'receivedAt';
+
+/** The document the consumer stores in the `activities` collection. */
+export interface StoredActivity {
+  /** The event id; `_id` makes redelivered messages collide instead of duplicating. */
+  readonly _id: string;
+  readonly id: string;
+  readonly userId: string;
+  readonly eventType: string;
+  readonly timestamp: Date;
+  readonly payload: Readonly<Record<string, unknown>>;
+  readonly receivedAt?: Date;
+  readonly processedAt: Date;
+}
+
+/** One problem with one field of a rejected event. */
+export interface FieldError {
+  readonly field: string;
+  readonly message: string;
+}
+
+/** RFC 9457 problem details, as every error answer carries them. */
+export interface ProblemDetails {
+  readonly type: string;
+  readonly title: string;
+  readonly status: number;
+  readonly detail: string;
+  readonly errors?: readonly FieldError[];
+}
+
+/** The 202 answer to an accepted event. */
+export interface AcceptedResponse {
+  readonly status: 'accepted';
+  readonly id: string;
+}
+
+export type DependencyState = 'up' | 'down';
+
+/** The body of `GET /health` on either service. */
+export interface HealthReport {
+  readonly status: 'ok' | 'unavailable';
+  readonly checks: Readonly<Record<string, DependencyState>>;
+}
