@@ -1,0 +1,76 @@
+// Builds the HTTP server from its dependencies without listening, so tests start it on port 0.
+// Per request: route lookup -> rate limit (on /api/) -> handler; errors go to the problem writer.
+import { createServer } from 'node:http';
+import type { Server } from 'node:http';
+import type { ApiMetrics } from './apiMetrics.ts';
+import type { Config } from './config.ts';
+import type { Logger } from './logger.ts';
+import type { Publisher } from './publisher.ts';
+import type { SlidingLogLimiter } from './middlewares/rateLimiter.ts';
+import { RequestAborted } from './body.ts';
+import { clientAddress, clientKey } from './clientKey.ts';
+import { enforceRateLimit } from './middlewares/rateLimiter.ts';
+import { writeProblem } from './problem.ts';
+import { activityRoutes, resolveRoute } from './routes/activityRoutes.ts';
+
+export interface AppDeps {
+  readonly config: Config;
+  readonly publisher: Publisher;
+  readonly limiter: SlidingLogLimiter;
+  readonly now: () => number;
+  readonly logger: Logger;
+  readonly metrics: ApiMetrics;
+}
+
+/** nginx's "client closed request", for the log and metrics of an answer nobody received. */
+const CLIENT_CLOSED = 499;
+
+export function createApp(deps: AppDeps): Server {
+  const { config, publisher, limiter, now, logger, metrics } = deps;
+  const routes = activityRoutes({
+    publisher,
+    maxBodyBytes: config.maxBodyBytes,
+    bodyTimeoutMs: config.requestTimeoutMs,
+    now,
+    publishConfirmSeconds: metrics.publishConfirmSeconds,
+    registry: metrics.registry,
+  });
+  metrics.brokerUp.track(() => (publisher.isReady() ? 1 : 0));
+  metrics.limiterKeys.track(() => limiter.size);
+
+  const server = createServer(
+    {
+      // A slow client must not hold a socket (config caps these at 10 s and 30 s), checked every
+      // second rather than Node's default 30 s.
+      headersTimeout: config.headersTimeoutMs,
+      requestTimeout: config.requestTimeoutMs,
+      keepAliveTimeout: 5_000,
+      connectionsCheckingInterval: 1_000,
+    },
+    async (req, res) => {
+      const started = now();
+      const path = (req.url ?? '').split('?')[0] ?? '';
+      const route = routes.has(path) ? path : 'unmatched';
+      const forwardedFor = req.headers['x-forwarded-for'];
+      const client = clientKey(clientAddress(req.socket.remoteAddress, typeof forwardedFor === 'string' ? forwardedFor : undefined, config.trustProxy));
+
+      res.on('close', () => {
+        const status = res.writableFinished ? res.statusCode : CLIENT_CLOSED;
+        metrics.requests.inc({ route, status: String(status) });
+        if (status === 429) metrics.rateLimited.inc();
+        logger.info('request', { method: req.method, route, status, durationMs: now() - started, client });
+      });
+
+      // A request on a kept-alive socket after shutdown began: tell the client not to reuse it.
+      if (!server.listening) res.setHeader('Connection', 'close');
+      try {
+        if (path.startsWith('/api/')) enforceRateLimit(limiter, client, res);
+        await resolveRoute(routes, path, req.method)(req, res);
+      } catch (error) {
+        if (error instanceof RequestAborted) return;
+        writeProblem(res, error, logger);
+      }
+    },
+  );
+  return server;
+}

@@ -1,0 +1,31 @@
+// Health, metrics and the OpenAPI document: for orchestrators, Prometheus and client authors,
+// never rate limited.
+import { readFileSync } from 'node:fs';
+import type { HealthReport } from '@event-tracker/shared';
+import type { Registry } from '../metrics.ts';
+import type { Publisher } from '../publisher.ts';
+import type { Handler } from './activityController.ts';
+import { PROMETHEUS_CONTENT_TYPE } from '../metrics.ts';
+import { send, sendJson } from '../respond.ts';
+
+/** 200 while events can be published, 503 otherwise, with the same body shape either way. */
+export function health(publisher: Publisher): Handler {
+  return async (_req, res) => {
+    const up = publisher.isReady();
+    const report: HealthReport = { status: up ? 'ok' : 'unavailable', checks: { rabbitmq: up ? 'up' : 'down' } };
+    sendJson(res, up ? 200 : 503, report);
+  };
+}
+
+export function metrics(registry: Registry): Handler {
+  return async (_req, res) => send(res, 200, PROMETHEUS_CONTENT_TYPE, registry.render());
+}
+
+// api/openapi.json, read and parsed once at start-up, so a broken file stops the API at once.
+// Resolved from this module, not the working directory: found the same way under tsx, Node's type
+// stripping, Bun and in the image (api/Dockerfile copies it).
+const OPENAPI_DOCUMENT: unknown = JSON.parse(readFileSync(new URL('../../openapi.json', import.meta.url), 'utf8'));
+
+export function openApi(): Handler {
+  return async (_req, res) => sendJson(res, 200, OPENAPI_DOCUMENT);
+}

@@ -1,0 +1,81 @@
+// Errors the API answers on purpose. Each carries a stable `code` (its problem type is
+// `/problems/<code>`), the HTTP status, and any headers the answer needs.
+import type { FieldError } from '@event-tracker/shared';
+
+export type ErrorStatus = 400 | 404 | 405 | 413 | 415 | 429 | 503;
+
+export class AppError extends Error {
+  readonly code: string;
+  readonly status: ErrorStatus;
+  readonly title: string;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly errors: readonly FieldError[] | undefined;
+
+  constructor(
+    code: string,
+    status: ErrorStatus,
+    title: string,
+    detail: string,
+    extra: { headers?: Record<string, string>; errors?: readonly FieldError[]; cause?: unknown } = {},
+  ) {
+    super(detail, { cause: extra.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.status = status;
+    this.title = title;
+    this.headers = extra.headers ?? {};
+    this.errors = extra.errors;
+  }
+}
+
+export class InvalidEvent extends AppError {
+  constructor(detail: string, errors?: readonly FieldError[]) {
+    super('invalid-event', 400, 'Invalid event', detail, errors === undefined ? {} : { errors });
+  }
+}
+
+export class NotFound extends AppError {
+  constructor() {
+    super('not-found', 404, 'Not Found', 'No resource at this path.');
+  }
+}
+
+export class MethodNotAllowed extends AppError {
+  constructor(allowed: readonly string[]) {
+    const allow = allowed.join(', ');
+    super('method-not-allowed', 405, 'Method Not Allowed', `This path accepts ${allow} only.`, { headers: { Allow: allow } });
+  }
+}
+
+export class BodyTooLarge extends AppError {
+  constructor(maxBytes: number) {
+    // The rest of the body is never read, so the connection cannot carry another request.
+    super('body-too-large', 413, 'Content Too Large', `The body must be at most ${maxBytes} bytes.`, { headers: { Connection: 'close' } });
+  }
+}
+
+export class UnsupportedMediaType extends AppError {
+  constructor() {
+    super('unsupported-media-type', 415, 'Unsupported Media Type', 'Send the event with Content-Type: application/json (UTF-8).');
+  }
+}
+
+export class RateLimited extends AppError {
+  constructor(retryAfterSeconds: number) {
+    super('rate-limited', 429, 'Too Many Requests', `Rate limit reached; retry in ${retryAfterSeconds} s.`, {
+      headers: { 'Retry-After': String(retryAfterSeconds) },
+    });
+  }
+}
+
+/** How long a client should wait after a 503: about one reconnect attempt of the broker connection. */
+export const QUEUE_RETRY_AFTER_SECONDS = 5;
+
+export class QueueUnavailable extends AppError {
+  constructor(detail: string, cause?: unknown) {
+    super('queue-unavailable', 503, 'Service Unavailable', `The event was not accepted: ${detail}. It is safe to retry.`, {
+      headers: { 'Retry-After': String(QUEUE_RETRY_AFTER_SECONDS) },
+      cause,
+    });
+  }
+}

@@ -1,0 +1,151 @@
+// Publishing one event and learning its fate. An event is accepted only when RabbitMQ confirms it
+// and did not return it as unroutable; every publish ends within `publishTimeoutMs`.
+import type { Message, Options } from 'amqplib';
+import type { QueueMessage, ReceivedAtHeader } from '@event-tracker/shared';
+import { QueueUnavailable } from './errors.ts';
+
+export interface Publisher {
+  /** Resolves once the broker has confirmed the message; rejects with QueueUnavailable otherwise. */
+  publish(message: QueueMessage, receivedAt: Date): Promise<void>;
+  /** True while a channel is open and the broker is not blocking publishers. */
+  isReady(): boolean;
+}
+
+/** The part of an amqplib ConfirmChannel this module uses; tests fake it. */
+export interface PublishChannel {
+  sendToQueue(queue: string, content: Buffer, options: Options.Publish, callback: (err: unknown) => void): boolean;
+  on(event: 'return', listener: (message: Message) => void): unknown;
+  on(event: 'drain' | 'close', listener: () => void): unknown;
+}
+
+export interface PublisherOptions {
+  readonly queueName: string;
+  readonly publishTimeoutMs: number;
+  /** Publishes awaiting a confirm (or waiting to be sent) beyond which new ones are refused. */
+  readonly maxUnconfirmed: number;
+}
+
+interface InFlight {
+  readonly messageId: string;
+  returned: boolean;
+}
+
+const RECEIVED_AT: ReceivedAtHeader = 'receivedAt';
+
+/**
+ * Publishes on whichever channel the broker connection last attached. Between a connection loss
+ * and the next attach() there is no channel, and publish() fails at once.
+ */
+export class ConfirmPublisher implements Publisher {
+  readonly #options: PublisherOptions;
+  #channel: PublishChannel | null = null;
+  #blocked = false;
+  /** Set when the channel's write buffer is full; later publishes wait for 'drain'. */
+  #saturated = false;
+  #waitingForDrain: Array<() => void> = [];
+  readonly #inFlight = new Set<InFlight>();
+
+  constructor(options: PublisherOptions) {
+    this.#options = options;
+  }
+
+  isReady(): boolean {
+    return this.#channel !== null && !this.#blocked;
+  }
+
+  get unconfirmed(): number {
+    return this.#inFlight.size;
+  }
+
+  attach(channel: PublishChannel): void {
+    this.#channel = channel;
+    this.#blocked = false;
+    this.#saturated = false;
+    // RabbitMQ sends basic.return before the basic.ack of the same message, so marking the
+    // message here turns its confirm into a failure. A return carries no delivery tag, only our
+    // messageId: every in-flight publish with that id fails, which at worst asks a client to retry.
+    channel.on('return', (message) => {
+      for (const entry of this.#inFlight) if (entry.messageId === message.properties.messageId) entry.returned = true;
+    });
+    channel.on('drain', () => this.#releaseDrainWaiters(channel));
+    // amqplib fails every unconfirmed callback when a channel closes; nothing else to settle here.
+    channel.on('close', () => this.detach(channel));
+  }
+
+  detach(channel: PublishChannel): void {
+    if (this.#channel !== channel) return;
+    this.#channel = null;
+    this.#releaseDrainWaiters(channel);
+  }
+
+  /** The connection's `blocked`/`unblocked`: a broker resource alarm stops all publishing. */
+  setBlocked(blocked: boolean): void {
+    this.#blocked = blocked;
+  }
+
+  publish(message: QueueMessage, receivedAt: Date): Promise<void> {
+    const channel = this.#channel;
+    if (channel === null) return Promise.reject(new QueueUnavailable('the broker connection is down'));
+    if (this.#blocked) return Promise.reject(new QueueUnavailable('the broker is refusing publishes (resource alarm)'));
+    if (this.#inFlight.size >= this.#options.maxUnconfirmed) {
+      return Promise.reject(new QueueUnavailable('too many events are waiting for the broker'));
+    }
+
+    const { queueName, publishTimeoutMs } = this.#options;
+    const entry: InFlight = { messageId: message.id, returned: false };
+    // Counted until the broker answers, even past a timeout: the channel still holds it.
+    this.#inFlight.add(entry);
+    const content = Buffer.from(JSON.stringify(message));
+    const properties: Options.Publish = {
+      persistent: true,
+      mandatory: true,
+      contentType: 'application/json',
+      messageId: message.id,
+      timestamp: Math.floor(receivedAt.getTime() / 1000),
+      headers: { [RECEIVED_AT]: receivedAt.toISOString() },
+    };
+
+    return new Promise((resolve, reject) => {
+      let settled = false;
+      const settle = (error?: Error): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        if (error === undefined) resolve();
+        else reject(error);
+      };
+      const timer = setTimeout(() => settle(new QueueUnavailable(`no broker confirm within ${publishTimeoutMs} ms`)), publishTimeoutMs);
+
+      const send = (): void => {
+        if (settled || this.#channel !== channel) {
+          this.#inFlight.delete(entry);
+          settle(new QueueUnavailable('the broker connection was lost'));
+          return;
+        }
+        try {
+          const writable = channel.sendToQueue(queueName, content, properties, (err) => {
+            this.#inFlight.delete(entry);
+            if (err) settle(new QueueUnavailable('the broker did not confirm the event', err));
+            else if (entry.returned) settle(new QueueUnavailable(`queue "${queueName}" does not exist`));
+            else settle();
+          });
+          if (!writable) this.#saturated = true;
+        } catch (error) {
+          // amqplib throws synchronously on a channel that is closing.
+          this.#inFlight.delete(entry);
+          settle(new QueueUnavailable('the broker channel is closing', error));
+        }
+      };
+
+      if (this.#saturated) this.#waitingForDrain.push(send);
+      else send();
+    });
+  }
+
+  #releaseDrainWaiters(channel: PublishChannel): void {
+    if (this.#channel === channel) this.#saturated = false;
+    const waiting = this.#waitingForDrain;
+    this.#waitingForDrain = [];
+    for (const send of waiting) send();
+  }
+}

@@ -1,0 +1,16 @@
+// Writes a complete response with a body. Every answer of the API goes through here.
+import type { ServerResponse } from 'node:http';
+
+export function send(res: ServerResponse, status: number, contentType: string, body: string, headers: Readonly<Record<string, string>> = {}): void {
+  res.writeHead(status, {
+    ...headers,
+    'Content-Type': contentType,
+    'Content-Length': String(Buffer.byteLength(body)),
+    'Cache-Control': 'no-store',
+  });
+  res.end(body);
+}
+
+export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Readonly<Record<string, string>> = {}): void {
+  send(res, status, 'application/json; charset=utf-8', JSON.stringify(body), headers);
+}

@@ -1,0 +1,64 @@
+// Entry point: the only file that reads process.env, connects, listens and handles signals.
+import type { AddressInfo } from 'node:net';
+import { createApiMetrics } from './apiMetrics.ts';
+import { createApp } from './app.ts';
+import { connectBroker } from './brokerConnection.ts';
+import { ConfigError, loadConfig } from './config.ts';
+import type { Config } from './config.ts';
+import { createLogger } from './logger.ts';
+import { SlidingLogLimiter, startSweeping } from './middlewares/rateLimiter.ts';
+import { ConfirmPublisher } from './publisher.ts';
+import { shutDown } from './shutdown.ts';
+
+let config: Config;
+try {
+  config = loadConfig(process.env);
+} catch (error) {
+  if (!(error instanceof ConfigError)) throw error;
+  const logger = createLogger({ service: 'api' });
+  for (const problem of error.problems) logger.fatal(`invalid configuration: ${problem}`);
+  process.exit(1);
+}
+
+const logger = createLogger({ service: 'api' }, { level: config.logLevel });
+const metrics = createApiMetrics();
+const publisher = new ConfirmPublisher({
+  queueName: config.topology.queueName,
+  publishTimeoutMs: config.publishTimeoutMs,
+  maxUnconfirmed: config.maxUnconfirmed,
+});
+const limiter = new SlidingLogLimiter({ ...config.rateLimit, now: Date.now });
+const stopSweeping = startSweeping(limiter, config.rateLimit.sweepIntervalMs);
+const server = createApp({ config, publisher, limiter, now: Date.now, logger, metrics });
+const broker = await connectBroker({
+  url: config.rabbitmqUrl,
+  heartbeatSeconds: config.heartbeatSeconds,
+  topology: config.topology,
+  publisher,
+  logger,
+});
+
+let stopping = false;
+async function onSignal(signal: string): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  logger.info('shutting down', { signal, timeoutMs: config.shutdownTimeoutMs });
+  stopSweeping();
+  await shutDown(server, broker, config.shutdownTimeoutMs, logger);
+  logger.info('stopped');
+  process.exit(0);
+}
+process.on('SIGTERM', (signal) => void onSignal(signal));
+process.on('SIGINT', (signal) => void onSignal(signal));
+
+try {
+  await broker.waitForConnect();
+} catch (error) {
+  // Only a shutdown during the first connection attempt gets here.
+  if (!stopping) throw error;
+}
+if (!stopping) {
+  server.listen(config.port, config.host, () => {
+    logger.info('listening', { host: config.host, port: (server.address() as AddressInfo).port });
+  });
+}

@@ -1,0 +1,129 @@
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { ConfigError, DEFAULTS, loadConfig } from '../src/config.ts';
+
+const URL_ONLY = { RABBITMQ_URL: 'amqp://user:secret@rabbit.internal:5672/vhost' };
+
+function problemsOf(env: Record<string, string | undefined>): readonly string[] {
+  try {
+    loadConfig(env);
+  } catch (error) {
+    assert.ok(error instanceof ConfigError);
+    return error.problems;
+  }
+  assert.fail('loadConfig should have thrown');
+}
+
+describe('loadConfig', () => {
+  test('applies every default when only RABBITMQ_URL is set', () => {
+    const config = loadConfig(URL_ONLY);
+    assert.deepEqual(config, {
+      rabbitmqUrl: URL_ONLY.RABBITMQ_URL,
+      host: DEFAULTS.API_HOST,
+      port: 3000,
+      topology: { queueName: 'user_activities', queueType: 'quorum', deliveryLimit: 10 },
+      maxBodyBytes: 65_536,
+      publishTimeoutMs: 5_000,
+      maxUnconfirmed: 1_000,
+      heartbeatSeconds: 5,
+      rateLimit: { maxRequests: 50, windowMs: 60_000, maxKeys: 1_000_000, sweepIntervalMs: 60_000 },
+      trustProxy: 0,
+      shutdownTimeoutMs: 10_000,
+      headersTimeoutMs: 10_000,
+      requestTimeoutMs: 30_000,
+      logLevel: 'info',
+    });
+  });
+
+  test('reads every variable', () => {
+    const config = loadConfig({
+      ...URL_ONLY,
+      API_HOST: '127.0.0.1',
+      API_PORT: '0',
+      QUEUE_NAME: 'events',
+      QUEUE_TYPE: 'classic',
+      QUEUE_DELIVERY_LIMIT: '3',
+      MAX_BODY_BYTES: '1024',
+      PUBLISH_TIMEOUT_MS: '250',
+      MAX_UNCONFIRMED: '7',
+      AMQP_HEARTBEAT_SECONDS: '2',
+      RATE_LIMIT_MAX_REQUESTS: '5',
+      RATE_LIMIT_WINDOW_MS: '1000',
+      RATE_LIMIT_MAX_KEYS: '9',
+      RATE_LIMIT_SWEEP_INTERVAL_MS: '5000',
+      TRUST_PROXY: '2',
+      SHUTDOWN_TIMEOUT_MS: '0',
+      HEADERS_TIMEOUT_MS: '1000',
+      REQUEST_TIMEOUT_MS: '2000',
+      LOG_LEVEL: 'debug',
+    });
+    assert.equal(config.host, '127.0.0.1');
+    assert.equal(config.port, 0);
+    assert.deepEqual(config.topology, { queueName: 'events', queueType: 'classic', deliveryLimit: 3 });
+    assert.deepEqual(
+      [config.maxBodyBytes, config.publishTimeoutMs, config.maxUnconfirmed, config.heartbeatSeconds, config.trustProxy, config.shutdownTimeoutMs],
+      [1024, 250, 7, 2, 2, 0],
+    );
+    assert.deepEqual(config.rateLimit, { maxRequests: 5, windowMs: 1000, maxKeys: 9, sweepIntervalMs: 5000 });
+    assert.equal(config.logLevel, 'debug');
+    assert.deepEqual([config.headersTimeoutMs, config.requestTimeoutMs], [1000, 2000]);
+  });
+
+  test('caps the slow-client timeouts at 10 s for headers and 30 s for the whole request', () => {
+    assert.deepEqual(problemsOf({ ...URL_ONLY, HEADERS_TIMEOUT_MS: '10001', REQUEST_TIMEOUT_MS: '30001' }), [
+      'HEADERS_TIMEOUT_MS must be an integer from 100 to 10000 (got "10001")',
+      'REQUEST_TIMEOUT_MS must be an integer from 100 to 30000 (got "30001")',
+    ]);
+    assert.deepEqual(problemsOf({ ...URL_ONLY, HEADERS_TIMEOUT_MS: '2000', REQUEST_TIMEOUT_MS: '1000' }), [
+      'HEADERS_TIMEOUT_MS must not exceed REQUEST_TIMEOUT_MS (got 2000 > 1000)',
+    ]);
+  });
+
+  test('treats an empty value as unset', () => {
+    assert.equal(loadConfig({ ...URL_ONLY, API_PORT: '' }).port, 3000);
+  });
+
+  test('names a missing RABBITMQ_URL', () => {
+    assert.deepEqual(problemsOf({}), ['RABBITMQ_URL is required (an amqp:// or amqps:// URL)']);
+  });
+
+  test('rejects a non-AMQP RABBITMQ_URL without repeating it, since it may hold a password', () => {
+    const [problem] = problemsOf({ RABBITMQ_URL: 'http://user:hunter2@host' });
+    assert.equal(problem, 'RABBITMQ_URL must be an amqp:// or amqps:// URL');
+    assert.deepEqual(problemsOf({ RABBITMQ_URL: 'not a url' }), ['RABBITMQ_URL must be an amqp:// or amqps:// URL']);
+  });
+
+  test('lists every bad variable at once, one line each', () => {
+    const problems = problemsOf({
+      API_PORT: '70000',
+      QUEUE_TYPE: 'stream',
+      MAX_BODY_BYTES: '-1',
+      PUBLISH_TIMEOUT_MS: '1.5',
+      AMQP_HEARTBEAT_SECONDS: '0',
+      RATE_LIMIT_WINDOW_MS: '10',
+      LOG_LEVEL: 'verbose',
+      QUEUE_NAME: 'amq.mine',
+    });
+    const named = problems.map((line) => line.split(' ')[0]);
+    assert.deepEqual(named.sort(), [
+      'AMQP_HEARTBEAT_SECONDS',
+      'API_PORT',
+      'LOG_LEVEL',
+      'MAX_BODY_BYTES',
+      'PUBLISH_TIMEOUT_MS',
+      'QUEUE_NAME',
+      'QUEUE_TYPE',
+      'RABBITMQ_URL',
+      'RATE_LIMIT_WINDOW_MS',
+    ]);
+    assert.ok(problems.includes('API_PORT must be an integer from 0 to 65535 (got "70000")'));
+    assert.ok(problems.includes('QUEUE_TYPE must be one of quorum, classic (got "stream")'));
+    assert.ok(problems.includes('MAX_BODY_BYTES must be an integer of at least 1 (got "-1")'));
+  });
+
+  test('the error message is the problems, one per line', () => {
+    assert.throws(() => loadConfig({ API_PORT: 'x' }), {
+      message: 'RABBITMQ_URL is required (an amqp:// or amqps:// URL)\nAPI_PORT must be an integer from 0 to 65535 (got "x")',
+    });
+  });
+});

@@ -1,0 +1,159 @@
+// Test doubles and a harness that starts the app on an ephemeral port.
+import { EventEmitter } from 'node:events';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { TestContext } from 'node:test';
+import type { Message, Options } from 'amqplib';
+import type { QueueMessage } from '@event-tracker/shared';
+import type { Publisher, PublishChannel } from '../src/publisher.ts';
+import { createApiMetrics } from '../src/apiMetrics.ts';
+import type { ApiMetrics } from '../src/apiMetrics.ts';
+import { createApp } from '../src/app.ts';
+import { loadConfig } from '../src/config.ts';
+import { createLogger } from '../src/logger.ts';
+import { SlidingLogLimiter } from '../src/middlewares/rateLimiter.ts';
+import { QueueUnavailable } from '../src/errors.ts';
+
+export type LogLine = Readonly<Record<string, unknown>> & { readonly level: number; readonly msg: string };
+
+/** A clock the test moves by hand. */
+export function fakeClock(start = Date.UTC(2024, 0, 1)) {
+  let now = start;
+  return {
+    now: () => now,
+    advance(ms: number) {
+      now += ms;
+    },
+  };
+}
+
+/** Records published messages; fails on demand the way the real publisher fails. */
+export class FakePublisher implements Publisher {
+  readonly published: Array<{ readonly message: QueueMessage; readonly receivedAt: Date }> = [];
+  ready = true;
+  #failure: QueueUnavailable | undefined;
+
+  /** Every later publish rejects with `reason` (a nack, a timeout, a return) until failWith(undefined). */
+  failWith(reason: string | undefined): void {
+    this.#failure = reason === undefined ? undefined : new QueueUnavailable(reason);
+  }
+
+  isReady(): boolean {
+    return this.ready;
+  }
+
+  async publish(message: QueueMessage, receivedAt: Date): Promise<void> {
+    if (!this.ready) throw new QueueUnavailable('the broker connection is down');
+    if (this.#failure !== undefined) throw this.#failure;
+    this.published.push({ message, receivedAt });
+  }
+}
+
+interface Sent {
+  readonly queue: string;
+  readonly content: Buffer;
+  readonly options: Options.Publish;
+  readonly callback: (err: unknown) => void;
+}
+
+/** A confirm channel whose broker answers are played by the test. */
+export class FakeChannel extends EventEmitter implements PublishChannel {
+  readonly sent: Sent[] = [];
+  /** What sendToQueue returns: false plays a full write buffer. */
+  writable = true;
+  throwOnSend: Error | undefined;
+
+  sendToQueue(queue: string, content: Buffer, options: Options.Publish, callback: (err: unknown) => void): boolean {
+    if (this.throwOnSend !== undefined) throw this.throwOnSend;
+    this.sent.push({ queue, content, options, callback });
+    return this.writable;
+  }
+
+  ack(index = this.sent.length - 1): void {
+    this.sent[index]!.callback(null);
+  }
+
+  nack(index = this.sent.length - 1): void {
+    this.sent[index]!.callback(new Error('message nacked'));
+  }
+
+  /** basic.return of a sent message, as RabbitMQ sends it for an unroutable mandatory publish. */
+  returnMessage(index = this.sent.length - 1): void {
+    const { content, options, queue } = this.sent[index]!;
+    const message = { content, fields: { exchange: '', routingKey: queue }, properties: { messageId: options.messageId } };
+    this.emit('return', message as unknown as Message);
+  }
+
+  /** amqplib fails every unconfirmed callback, then emits 'close'. */
+  close(): void {
+    for (const { callback } of this.sent) callback(new Error('channel closed'));
+    this.emit('close');
+  }
+}
+
+export interface TestApp<P extends Publisher> {
+  readonly server: Server;
+  readonly url: string;
+  readonly publisher: P;
+  readonly clock: ReturnType<typeof fakeClock>;
+  readonly logs: readonly LogLine[];
+  /** Resolves with the first log line, past or future, that matches. */
+  logged(match: (line: LogLine) => boolean): Promise<LogLine>;
+  readonly limiter: SlidingLogLimiter;
+  readonly metrics: ApiMetrics;
+}
+
+/** Builds the app (with a FakePublisher unless given one), listens on 127.0.0.1:0, closes after the test. */
+export async function startApp<P extends Publisher = FakePublisher>(
+  t: TestContext,
+  options: { readonly env?: Record<string, string>; readonly publisher?: P } = {},
+): Promise<TestApp<P>> {
+  const config = loadConfig({ RABBITMQ_URL: 'amqp://broker.invalid', ...options.env });
+  const publisher = options.publisher ?? (new FakePublisher() as Publisher as P);
+  const clock = fakeClock();
+  const logs: LogLine[] = [];
+  const waiting = new Set<(line: LogLine) => void>();
+  const write = (text: string) => {
+    const line = JSON.parse(text) as LogLine;
+    logs.push(line);
+    for (const notify of waiting) notify(line);
+  };
+  const logged = (match: (line: LogLine) => boolean) =>
+    new Promise<LogLine>((resolve) => {
+      const found = logs.find(match);
+      if (found !== undefined) return resolve(found);
+      const notify = (line: LogLine) => {
+        if (!match(line)) return;
+        waiting.delete(notify);
+        resolve(line);
+      };
+      waiting.add(notify);
+    });
+  const logger = createLogger({}, { level: 'debug', write, now: clock.now });
+  const limiter = new SlidingLogLimiter({ ...config.rateLimit, now: clock.now });
+  const metrics = createApiMetrics();
+  const server = createApp({ config, publisher, limiter, now: clock.now, logger, metrics });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.after(() => {
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    server.closeAllConnections();
+    return closed;
+  });
+  const { port } = server.address() as AddressInfo;
+  return { server, url: `http://127.0.0.1:${port}`, publisher, clock, logs, logged, limiter, metrics };
+}
+
+export const VALID_EVENT = {
+  userId: 'a1b2c3d4-e5f6-7890-1234-567890abcdef',
+  eventType: 'user_login',
+  timestamp: '2023-10-27T10:00:00Z',
+  payload: { ipAddress: '192.168.1.1', device: 'desktop' },
+} as const;
+
+export function postJson(url: string, body: unknown, headers: Record<string, string> = {}): Promise<Response> {
+  return fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
+}

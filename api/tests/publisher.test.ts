@@ -1,0 +1,187 @@
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { QueueMessage } from '@event-tracker/shared';
+import { QueueUnavailable } from '../src/errors.ts';
+import { ConfirmPublisher } from '../src/publisher.ts';
+import { FakeChannel } from './helpers.ts';
+
+const MESSAGE: QueueMessage = {
+  id: '0b9f4c4e-3c1a-4e55-9a53-5a1f6d1f2b7e',
+  userId: 'u1',
+  eventType: 'user_login',
+  timestamp: '2023-10-27T10:00:00Z',
+  payload: { device: 'desktop' },
+};
+const RECEIVED_AT = new Date('2024-01-01T00:00:01.500Z');
+
+function attached(options: { publishTimeoutMs?: number; maxUnconfirmed?: number } = {}) {
+  const publisher = new ConfirmPublisher({ queueName: 'events', publishTimeoutMs: 5_000, maxUnconfirmed: 100, ...options });
+  const channel = new FakeChannel();
+  publisher.attach(channel);
+  return { publisher, channel };
+}
+
+async function rejectsUnavailable(promise: Promise<void>, detail: RegExp): Promise<void> {
+  await assert.rejects(promise, (error: unknown) => error instanceof QueueUnavailable && detail.test(error.message));
+}
+
+describe('ConfirmPublisher', () => {
+  test('sends the event persistent and mandatory, with its id, receive time and JSON body', async () => {
+    const { publisher, channel } = attached();
+    const published = publisher.publish(MESSAGE, RECEIVED_AT);
+    channel.ack();
+    await published;
+    const [sent] = channel.sent;
+    assert.equal(sent!.queue, 'events');
+    assert.deepEqual(JSON.parse(sent!.content.toString()), MESSAGE);
+    assert.deepEqual(sent!.options, {
+      persistent: true,
+      mandatory: true,
+      contentType: 'application/json',
+      messageId: MESSAGE.id,
+      timestamp: 1704067201,
+      headers: { receivedAt: '2024-01-01T00:00:01.500Z' },
+    });
+  });
+
+  test('resolves once the broker confirms', async () => {
+    const { publisher, channel } = attached();
+    const published = publisher.publish(MESSAGE, RECEIVED_AT);
+    channel.ack();
+    await published;
+    assert.equal(publisher.unconfirmed, 0);
+  });
+
+  test('rejects with QueueUnavailable when the broker nacks', async () => {
+    const { publisher, channel } = attached();
+    const published = publisher.publish(MESSAGE, RECEIVED_AT);
+    channel.nack();
+    await rejectsUnavailable(published, /did not confirm/);
+  });
+
+  test('fails a confirmed message that the broker returned first as unroutable', async () => {
+    const { publisher, channel } = attached();
+    const published = publisher.publish(MESSAGE, RECEIVED_AT);
+    channel.returnMessage();
+    channel.ack();
+    await rejectsUnavailable(published, /queue "events" does not exist/);
+  });
+
+  test('a return fails only the publishes with that messageId', async () => {
+    const { publisher, channel } = attached();
+    const returned = publisher.publish(MESSAGE, RECEIVED_AT);
+    const other = publisher.publish({ ...MESSAGE, id: 'a5c4c3d2-0000-4000-8000-000000000001' }, RECEIVED_AT);
+    channel.returnMessage(0);
+    channel.ack(1);
+    channel.ack(0);
+    await other;
+    await rejectsUnavailable(returned, /does not exist/);
+  });
+
+  test('rejects when no confirm arrives within the publish timeout, and a late confirm changes nothing', async (t) => {
+    t.mock.timers.enable({ apis: ['setTimeout'] });
+    const { publisher, channel } = attached({ publishTimeoutMs: 250 });
+    const published = publisher.publish(MESSAGE, RECEIVED_AT);
+    t.mock.timers.tick(250);
+    await rejectsUnavailable(published, /no broker confirm within 250 ms/);
+    assert.equal(publisher.unconfirmed, 1, 'still counted: the channel still holds it');
+    channel.ack();
+    assert.equal(publisher.unconfirmed, 0);
+  });
+
+  test('fails every pending publish when the channel closes, and later ones at once', async () => {
+    const { publisher, channel } = attached();
+    const pending = publisher.publish(MESSAGE, RECEIVED_AT);
+    channel.close();
+    await rejectsUnavailable(pending, /did not confirm/);
+    assert.equal(publisher.isReady(), false);
+    await rejectsUnavailable(publisher.publish(MESSAGE, RECEIVED_AT), /connection is down/);
+  });
+
+  test('is not ready and refuses at once before any channel is attached', async () => {
+    const publisher = new ConfirmPublisher({ queueName: 'events', publishTimeoutMs: 5_000, maxUnconfirmed: 100 });
+    assert.equal(publisher.isReady(), false);
+    await rejectsUnavailable(publisher.publish(MESSAGE, RECEIVED_AT), /connection is down/);
+  });
+
+  test('refuses at once while the broker blocks publishers, and publishes again once unblocked', async () => {
+    const { publisher, channel } = attached();
+    publisher.setBlocked(true);
+    assert.equal(publisher.isReady(), false);
+    await rejectsUnavailable(publisher.publish(MESSAGE, RECEIVED_AT), /resource alarm/);
+    assert.equal(channel.sent.length, 0);
+    publisher.setBlocked(false);
+    const published = publisher.publish(MESSAGE, RECEIVED_AT);
+    channel.ack();
+    await published;
+  });
+
+  test('refuses beyond maxUnconfirmed instead of buffering', async () => {
+    const { publisher, channel } = attached({ maxUnconfirmed: 2 });
+    const first = publisher.publish(MESSAGE, RECEIVED_AT);
+    const second = publisher.publish(MESSAGE, RECEIVED_AT);
+    await rejectsUnavailable(publisher.publish(MESSAGE, RECEIVED_AT), /too many events/);
+    channel.ack(0);
+    channel.ack(1);
+    await Promise.all([first, second]);
+    const third = publisher.publish(MESSAGE, RECEIVED_AT);
+    channel.ack(2);
+    await third;
+  });
+
+  test('after a full write buffer, holds new publishes until the channel drains', async () => {
+    const { publisher, channel } = attached();
+    channel.writable = false;
+    const first = publisher.publish(MESSAGE, RECEIVED_AT);
+    const held = publisher.publish(MESSAGE, RECEIVED_AT);
+    assert.equal(channel.sent.length, 1, 'the second publish waits');
+    channel.writable = true;
+    channel.emit('drain');
+    assert.equal(channel.sent.length, 2);
+    channel.ack(0);
+    channel.ack(1);
+    await Promise.all([first, held]);
+  });
+
+  test('a publish held for drain still ends within the publish timeout', async (t) => {
+    t.mock.timers.enable({ apis: ['setTimeout'] });
+    const { publisher, channel } = attached({ publishTimeoutMs: 100 });
+    channel.writable = false;
+    void publisher.publish(MESSAGE, RECEIVED_AT).catch(() => {});
+    const held = publisher.publish(MESSAGE, RECEIVED_AT);
+    t.mock.timers.tick(100);
+    await rejectsUnavailable(held, /no broker confirm within 100 ms/);
+    channel.emit('drain');
+    assert.equal(channel.sent.length, 1, 'a timed-out publish is never sent');
+    assert.equal(publisher.unconfirmed, 1);
+  });
+
+  test('fails publishes held for drain when the channel closes', async () => {
+    const { publisher, channel } = attached();
+    channel.writable = false;
+    const first = publisher.publish(MESSAGE, RECEIVED_AT);
+    const held = publisher.publish(MESSAGE, RECEIVED_AT);
+    channel.close();
+    await rejectsUnavailable(first, /did not confirm/);
+    await rejectsUnavailable(held, /connection was lost/);
+    assert.equal(publisher.unconfirmed, 0);
+  });
+
+  test('turns a synchronous throw from a closing channel into QueueUnavailable', async () => {
+    const { publisher, channel } = attached();
+    channel.throwOnSend = new Error('Channel closing');
+    await rejectsUnavailable(publisher.publish(MESSAGE, RECEIVED_AT), /channel is closing/);
+    assert.equal(publisher.unconfirmed, 0);
+  });
+
+  test('a new channel replaces the old one and clears the blocked state', async () => {
+    const { publisher, channel } = attached();
+    publisher.setBlocked(true);
+    channel.close();
+    const next = new FakeChannel();
+    publisher.attach(next);
+    assert.equal(publisher.isReady(), true);
+    channel.emit('close');
+    assert.equal(publisher.isReady(), true, 'a late close of the old channel does not detach the new one');
+  });
+});

@@ -1,0 +1,52 @@
+// The entry file as a real process, on each runtime the services run on: configuration errors stop
+// it, and with a broker it serves, then shuts down cleanly on SIGTERM.
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import amqp from 'amqplib';
+import { servicesMissing, serviceUrl, uniqueName } from '../../tests/support/services.ts';
+import { root, runtimeMissing, scriptCommand, selectedRuntimes, startService, stopService } from '../../tests/support/processes.ts';
+import { deadLetterQueueName } from '../src/topology.ts';
+import { VALID_EVENT, postJson } from './helpers.ts';
+
+const PATH = `${join(root, 'node_modules/.bin')}:${process.env.PATH}`;
+
+for (const runtime of selectedRuntimes()) {
+  describe(`api/src/server.ts on ${runtime}`, { skip: runtimeMissing(runtime) }, () => {
+    test('exits 1 with one fatal log line per bad variable, naming it', () => {
+      const [command, ...args] = scriptCommand(runtime, 'api/src/server.ts');
+      const result = spawnSync(command!, args, { cwd: root, env: { PATH, API_PORT: 'http' }, encoding: 'utf8' });
+      assert.equal(result.status, 1, result.stderr);
+      const lines = result.stdout.trim().split('\n').map((line) => JSON.parse(line) as { level: number; msg: string });
+      assert.deepEqual(
+        lines.map((line) => [line.level, line.msg]),
+        [
+          [60, 'invalid configuration: RABBITMQ_URL is required (an amqp:// or amqps:// URL)'],
+          [60, 'invalid configuration: API_PORT must be an integer from 0 to 65535 (got "http")'],
+        ],
+      );
+    });
+
+    test('logs the bound port, accepts an event, and exits 0 on SIGTERM', { skip: servicesMissing('RABBITMQ_URL') }, async (t) => {
+      const queue = uniqueName('api_server');
+      t.after(async () => {
+        const admin = await amqp.connect(serviceUrl('RABBITMQ_URL'));
+        const channel = await admin.createChannel();
+        await channel.deleteQueue(queue);
+        await channel.deleteQueue(deadLetterQueueName(queue));
+        await admin.close();
+      });
+      const api = await startService('api', runtime, {
+        RABBITMQ_URL: serviceUrl('RABBITMQ_URL'),
+        QUEUE_NAME: queue,
+        API_HOST: '127.0.0.1',
+        API_PORT: '0',
+      });
+      const response = await postJson(`http://127.0.0.1:${api.port}/api/v1/activities`, VALID_EVENT);
+      assert.equal(response.status, 202, api.logs.join('\n'));
+      assert.equal(await stopService(api), 0, api.logs.join('\n'));
+      assert.ok(api.logs.some((line) => line.includes('"msg":"stopped"')));
+    });
+  });
+}
