@@ -1,0 +1,102 @@
+// Assembles the consumer from its parts: the batch writer in the middle, the broker feeding it and
+// paused by it, the health server reporting on both. Nothing here reads the environment or signals.
+import type { Server } from 'node:http';
+import type { ActivityStore } from './activityStore.ts';
+import { backoffDelay } from './backoff.ts';
+import { Broker } from './broker.ts';
+import { sleep, systemClock, type Clock } from './clock.ts';
+import type { Config } from './config.ts';
+import { createConsumerMetrics, type ConsumerMetrics } from './consumerMetrics.ts';
+import { createHealthServer } from './healthServer.ts';
+import type { Logger } from './logger.ts';
+import { BatchWriter } from './services/batchWriter.ts';
+
+/** A health check must answer quickly even while the database hangs. */
+const HEALTH_PING_TIMEOUT_MS = 1_000;
+
+export interface ConsumerParts {
+  readonly config: Config;
+  readonly store: ActivityStore;
+  readonly logger: Logger;
+  readonly clock?: Clock;
+}
+
+export interface Consumer {
+  /** Not listening yet: the caller listens. */
+  readonly healthServer: Server;
+  readonly metrics: ConsumerMetrics;
+  readonly writer: BatchWriter;
+  readonly broker: Broker;
+  /** Creates the indexes (retrying until the database answers), then starts consuming. */
+  start(): Promise<void>;
+  /** Cancels the consumer, writes and acks what is in hand, closes channel and connection. */
+  stop(): Promise<void>;
+}
+
+export function buildConsumer({ config, store, logger, clock = systemClock }: ConsumerParts): Consumer {
+  const metrics = createConsumerMetrics();
+  const retry = { baseMs: config.retryBaseMs, maxMs: config.retryMaxMs };
+  const stopping = new AbortController();
+
+  const writer: BatchWriter = new BatchWriter({
+    store,
+    batchSize: config.batchSize,
+    batchMaxWaitMs: config.batchMaxWaitMs,
+    retry,
+    clock,
+    logger,
+    metrics,
+    onStoreHealth: () => void broker.refresh(),
+  });
+  const broker: Broker = new Broker({
+    url: config.rabbitmqUrl,
+    heartbeatSeconds: config.heartbeatSeconds,
+    prefetch: config.prefetch,
+    topology: config.topology,
+    retry,
+    logger,
+    clock,
+    canConsume: () => writer.storeHealthy,
+    onDelivery: (delivery) => writer.add(delivery),
+  });
+
+  metrics.inHand.track(() => writer.inHand);
+  metrics.connectionUp.track(() => Number(broker.channelOpen), { dependency: 'rabbitmq' });
+  metrics.connectionUp.track(() => Number(writer.storeHealthy), { dependency: 'mongodb' });
+  const healthServer = createHealthServer({
+    checks: {
+      rabbitmq: () => broker.channelOpen,
+      mongodb: async () => writer.storeHealthy && (await store.ping(HEALTH_PING_TIMEOUT_MS)),
+    },
+    registry: metrics.registry,
+    logger,
+  });
+
+  return {
+    healthServer,
+    metrics,
+    writer,
+    broker,
+
+    async start() {
+      for (let attempt = 1; !stopping.signal.aborted; attempt++) {
+        try {
+          await store.ensureIndexes();
+          broker.start();
+          return;
+        } catch (err) {
+          const delayMs = backoffDelay(attempt, retry);
+          logger.warn('could not create indexes; retrying', { err, delayMs });
+          await sleep(clock, delayMs, stopping.signal);
+        }
+      }
+    },
+
+    async stop() {
+      stopping.abort();
+      await broker.stopConsuming();
+      await writer.flush();
+      await broker.close();
+    },
+  };
+}

@@ -1,0 +1,29 @@
+// Time as the consumer sees it, injected so tests drive batching and back-off without waiting.
+
+export interface Clock {
+  now(): number;
+  /** Runs `task` after `ms` milliseconds; the returned function cancels it. */
+  schedule(ms: number, task: () => void): () => void;
+}
+
+export const systemClock: Clock = {
+  now: () => Date.now(),
+  schedule(ms, task) {
+    const timer = setTimeout(task, ms);
+    return () => clearTimeout(timer);
+  },
+};
+
+/** Resolves after `ms`, or at once when `signal` aborts; never rejects, callers check their own state. */
+export function sleep(clock: Clock, ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const done = () => {
+      cancel();
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const cancel = clock.schedule(ms, done);
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}

@@ -1,0 +1,116 @@
+// Reading settings from the environment: every problem is collected, so start-up fails once naming
+// each bad variable, and the settings both services read (broker, queue, shutdown, logging) are
+// read by one function, so the API and the consumer cannot accept different values for them.
+// Identical copy in consumer/src/env.ts (shared/ is types-only); consumer/tests/sameFiles.test.ts keeps them equal.
+import type { LevelName } from './logger.ts';
+import type { QueueType, TopologyOptions } from './topology.ts';
+
+export class ConfigError extends Error {
+  readonly problems: readonly string[];
+  constructor(problems: readonly string[]) {
+    super(problems.join('\n'));
+    this.name = 'ConfigError';
+    this.problems = problems;
+  }
+}
+
+export class EnvReader {
+  readonly #env: Readonly<Record<string, string | undefined>>;
+  readonly #defaults: Readonly<Record<string, string | number>>;
+  readonly #problems: string[] = [];
+  readonly #invalid = new Set<string>();
+
+  constructor(env: Readonly<Record<string, string | undefined>>, defaults: Readonly<Record<string, string | number>>) {
+    this.#env = env;
+    this.#defaults = defaults;
+  }
+
+  /** The value, or its default; an empty value counts as unset, so `API_PORT=` means the default. */
+  text(name: string): string {
+    const value = this.#env[name];
+    return value === undefined || value === '' ? String(this.#defaults[name] ?? '') : value;
+  }
+
+  required(name: string, what: string): string {
+    const value = this.text(name);
+    if (value === '') this.fail(name, `${name} is required (${what})`);
+    return value;
+  }
+
+  /** A whole number in [min, max]; a bad one is reported and read as its default. */
+  integer(name: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
+    const text = this.text(name);
+    const value = /^\d+$/.test(text) ? Number(text) : NaN;
+    if (value >= min && value <= max) return value;
+    const range = max === Number.MAX_SAFE_INTEGER ? `of at least ${min}` : `from ${min} to ${max}`;
+    this.fail(name, `${name} must be an integer ${range} (got "${text}")`);
+    return Number(this.#defaults[name]);
+  }
+
+  oneOf<T extends string>(name: string, allowed: readonly T[]): T {
+    const text = this.text(name);
+    if ((allowed as readonly string[]).includes(text)) return text as T;
+    this.fail(name, `${name} must be one of ${allowed.join(', ')} (got "${text}")`);
+    return this.#defaults[name] as T;
+  }
+
+  fail(name: string, problem: string): void {
+    this.#invalid.add(name);
+    this.#problems.push(problem);
+  }
+
+  /** True when none of `names` was reported: cross-checks between variables only make sense then. */
+  valid(...names: string[]): boolean {
+    return names.every((name) => !this.#invalid.has(name));
+  }
+
+  /** The finished configuration, frozen; throws one ConfigError listing every problem. */
+  done<T extends object>(config: T): Readonly<T> {
+    if (this.#problems.length > 0) throw new ConfigError(this.#problems);
+    return Object.freeze(config);
+  }
+}
+
+/** What both services read the same way. */
+export interface BrokerSettings {
+  readonly rabbitmqUrl: string;
+  readonly topology: TopologyOptions;
+  readonly heartbeatSeconds: number;
+  readonly shutdownTimeoutMs: number;
+  readonly logLevel: LevelName;
+}
+
+const QUEUE_TYPES: readonly QueueType[] = ['quorum', 'classic'];
+const LOG_LEVELS: readonly LevelName[] = ['debug', 'info', 'warn', 'error', 'fatal'];
+
+export function readBrokerSettings(read: EnvReader): BrokerSettings {
+  // The URL carries credentials, so no message repeats it.
+  const rabbitmqUrl = read.required('RABBITMQ_URL', 'an amqp:// or amqps:// URL');
+  if (rabbitmqUrl !== '' && !isAmqpUrl(rabbitmqUrl)) read.fail('RABBITMQ_URL', 'RABBITMQ_URL must be an amqp:// or amqps:// URL');
+
+  const queueName = read.text('QUEUE_NAME');
+  // AMQP names are at most 255 bytes, and the dead-letter queue appends ".dead"; "amq." is reserved.
+  if (Buffer.byteLength(queueName) > 250 || queueName.startsWith('amq.')) {
+    read.fail('QUEUE_NAME', `QUEUE_NAME must be at most 250 bytes and not start with "amq." (got "${queueName}")`);
+  }
+  return {
+    rabbitmqUrl,
+    topology: Object.freeze({
+      queueName,
+      queueType: read.oneOf('QUEUE_TYPE', QUEUE_TYPES),
+      deliveryLimit: read.integer('QUEUE_DELIVERY_LIMIT', 1, 1_000_000),
+    }),
+    heartbeatSeconds: read.integer('AMQP_HEARTBEAT_SECONDS', 1, 3_600),
+    shutdownTimeoutMs: read.integer('SHUTDOWN_TIMEOUT_MS', 0, 600_000),
+    logLevel: read.oneOf('LOG_LEVEL', LOG_LEVELS),
+  };
+}
+
+function isAmqpUrl(value: string): boolean {
+  try {
+    const url = new URL(value);
+    return (url.protocol === 'amqp:' || url.protocol === 'amqps:') && url.hostname !== '';
+  } catch {
+    return false;
+  }
+}

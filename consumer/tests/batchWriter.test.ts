@@ -1,0 +1,237 @@
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createConsumerMetrics } from '../src/consumerMetrics.ts';
+import { BatchWriter } from '../src/services/batchWriter.ts';
+import { FakeChannel, FakeClock, FakeStore, deliverEvent, memoryLogger, settle } from './fakes.ts';
+
+const RETRY = { baseMs: 100, maxMs: 1_000 };
+
+function setup(options: { batchSize?: number; batchMaxWaitMs?: number } = {}) {
+  const clock = new FakeClock();
+  const store = new FakeStore();
+  const channel = new FakeChannel();
+  const metrics = createConsumerMetrics();
+  const { logger, lines } = memoryLogger();
+  const health: boolean[] = [];
+  const writer = new BatchWriter({
+    store,
+    batchSize: options.batchSize ?? 3,
+    batchMaxWaitMs: options.batchMaxWaitMs ?? 20,
+    retry: RETRY,
+    clock,
+    random: () => 1, // the top of each jitter range, so waits are predictable
+    logger,
+    metrics,
+    onStoreHealth: (healthy) => health.push(healthy),
+  });
+  const add = (...ids: string[]) => ids.forEach((id) => writer.add(deliverEvent(channel, id)));
+  return { clock, store, channel, metrics, lines, health, writer, add };
+}
+
+describe('BatchWriter batching', () => {
+  test('writes one insert as soon as BATCH_SIZE deliveries are waiting, then acks each', async () => {
+    const { store, channel, add } = setup({ batchSize: 3 });
+    add('a', 'b', 'c');
+    await settle();
+    assert.equal(store.calls.length, 1);
+    assert.deepEqual(store.calls[0]!.map((doc) => doc._id), ['a', 'b', 'c']);
+    assert.deepEqual(channel.ackedIds, ['a', 'b', 'c']);
+  });
+
+  test('writes a partial batch once its oldest delivery has waited BATCH_MAX_WAIT_MS', async () => {
+    const { clock, store, channel, add } = setup({ batchSize: 3, batchMaxWaitMs: 20 });
+    add('a');
+    clock.advance(10);
+    add('b');
+    await settle();
+    clock.advance(9);
+    await settle();
+    assert.equal(store.calls.length, 0, 'nothing is written before the oldest has waited 20 ms');
+    clock.advance(1);
+    await settle();
+    assert.deepEqual(store.calls.map((docs) => docs.map((doc) => doc._id)), [['a', 'b']]);
+    assert.deepEqual(channel.ackedIds, ['a', 'b']);
+  });
+
+  test('splits more than BATCH_SIZE waiting deliveries into consecutive inserts, one at a time', async () => {
+    const { store, channel, add } = setup({ batchSize: 2 });
+    const release = store.hold();
+    add('a', 'b', 'c', 'd', 'e');
+    await settle();
+    assert.equal(store.calls.length, 1, 'the second insert waits for the first');
+    release();
+    await settle();
+    assert.deepEqual(store.calls.map((docs) => docs.map((doc) => doc._id)), [['a', 'b'], ['c', 'd']]);
+    assert.deepEqual(channel.ackedIds, ['a', 'b', 'c', 'd'], 'e is still waiting for its timer');
+  });
+
+  test('stores the document with the parsed fields and processedAt from the clock', async () => {
+    const { clock, store, add } = setup({ batchSize: 1 });
+    add('a');
+    await settle();
+    assert.deepEqual(store.docs.get('a'), {
+      _id: 'a',
+      id: 'a',
+      userId: 'user-1',
+      eventType: 'page_view',
+      timestamp: new Date('2023-10-27T10:00:00Z'),
+      payload: { page: '/home' },
+      receivedAt: new Date('2023-10-27T10:00:01.000Z'),
+      processedAt: new Date(clock.now()),
+    });
+  });
+});
+
+describe('BatchWriter acknowledgements', () => {
+  test('acks nothing until the insert is acknowledged', async () => {
+    const { store, channel, add } = setup({ batchSize: 2 });
+    const release = store.hold();
+    add('a', 'b');
+    await settle();
+    assert.equal(channel.acked.length, 0);
+    release();
+    await settle();
+    assert.deepEqual(channel.ackedIds, ['a', 'b']);
+  });
+
+  test('acks a duplicate (already stored) like a stored message and counts it as skipped', async () => {
+    const { store, channel, metrics, add } = setup({ batchSize: 2 });
+    add('a', 'b');
+    await settle();
+    add('a', 'c');
+    await settle();
+    assert.deepEqual(channel.ackedIds, ['a', 'b', 'a', 'c']);
+    assert.equal(store.docs.size, 3);
+    assert.equal(metrics.stored.get(), 3);
+    assert.equal(metrics.duplicates.get(), 1);
+  });
+
+  test('acks the stored part of a partially failed insert and retries only the rest', async () => {
+    const { clock, store, channel, metrics, add } = setup({ batchSize: 3 });
+    store.failOnce('b');
+    add('a', 'b', 'c');
+    await settle();
+    assert.deepEqual(channel.ackedIds, ['a', 'c']);
+    clock.advance(clock.nextIn!);
+    await settle();
+    assert.deepEqual(store.calls.map((docs) => docs.map((doc) => doc._id)), [['a', 'b', 'c'], ['b']]);
+    assert.deepEqual(channel.ackedIds, ['a', 'c', 'b']);
+    assert.equal(metrics.retries.get(), 1);
+  });
+
+  test('rejects an unparseable message without requeue, logging the reason but not the body', async () => {
+    const { store, channel, metrics, lines, writer } = setup();
+    writer.add(channel.deliver('{"secret": "card-4111", ', { messageId: 'bad-1' }));
+    await settle();
+    assert.equal(channel.nacked.length, 1);
+    assert.equal(channel.nacked[0]!.requeue, false);
+    assert.equal(channel.acked.length, 0);
+    assert.equal(store.calls.length, 0);
+    assert.equal(metrics.deadLettered.get(), 1);
+    const line = lines.find((entry) => entry.msg === 'message rejected to the dead-letter queue');
+    assert.equal(line?.reason, 'body is not valid JSON');
+    assert.equal(line?.messageId, 'bad-1');
+    assert.doesNotMatch(JSON.stringify(lines), /card-4111/);
+  });
+});
+
+describe('BatchWriter during a database outage', () => {
+  test('retries with capped exponential back-off, acking and nacking nothing, and reports the store unhealthy until a write succeeds', async () => {
+    const { clock, store, channel, metrics, health, writer, add } = setup({ batchSize: 3 });
+    store.down = true;
+    add('a', 'b', 'c');
+    await settle();
+    assert.equal(writer.storeHealthy, false);
+    assert.deepEqual(health, [false]);
+
+    const waits: number[] = [];
+    for (let retry = 0; retry < 5; retry++) {
+      waits.push(clock.nextIn!);
+      clock.advance(clock.nextIn!);
+      await settle();
+    }
+    assert.deepEqual(waits, [100, 200, 400, 800, 1_000], 'doubling from RETRY_BASE_MS, capped at RETRY_MAX_MS');
+    assert.equal(store.calls.length, 6);
+    assert.equal(channel.acked.length + channel.nacked.length, 0, 'never acked, never requeued');
+
+    store.down = false;
+    clock.advance(clock.nextIn!);
+    await settle();
+    assert.deepEqual(channel.ackedIds, ['a', 'b', 'c']);
+    assert.equal(writer.storeHealthy, true);
+    assert.deepEqual(health, [false, true]);
+    assert.equal(metrics.retries.get(), 6);
+  });
+
+  test('drops deliveries whose channel the broker closed, without acking, and declares the store healthy only after a ping succeeds', async () => {
+    const { clock, store, channel, health, writer, add } = setup({ batchSize: 3 });
+    store.down = true;
+    add('a', 'b', 'c');
+    await settle();
+    channel.open = false; // e.g. consumer_timeout: the broker requeued a, b and c itself
+
+    clock.advance(clock.nextIn!);
+    await settle();
+    assert.equal(store.calls.length, 1, 'void deliveries are not written again');
+    assert.equal(store.pings, 1);
+    assert.equal(writer.storeHealthy, false, 'the ping failed: consumption stays paused');
+    assert.equal(writer.inHand, 0, 'nothing kept in memory');
+
+    store.down = false;
+    clock.advance(clock.nextIn!);
+    await settle();
+    assert.equal(writer.storeHealthy, true);
+    assert.deepEqual(health, [false, true]);
+    assert.equal(channel.acked.length + channel.nacked.length, 0);
+  });
+
+  test('does not ack a delivery whose channel closed while its insert was in flight', async () => {
+    const { store, channel, writer, add } = setup({ batchSize: 2 });
+    const release = store.hold();
+    add('a', 'b');
+    await settle();
+    channel.open = false;
+    release();
+    await settle();
+    assert.equal(channel.acked.length, 0, 'the broker redelivers; the redelivery is a duplicate, acked then');
+    assert.equal(store.docs.size, 2);
+    assert.equal(writer.storeHealthy, true);
+  });
+});
+
+describe('BatchWriter shutdown', () => {
+  test('flush writes and acks a partial batch without waiting for its timer', async () => {
+    const { store, channel, writer, add } = setup({ batchSize: 10 });
+    add('a', 'b');
+    await writer.flush();
+    assert.equal(store.calls.length, 1);
+    assert.deepEqual(channel.ackedIds, ['a', 'b']);
+    assert.equal(writer.inHand, 0);
+  });
+
+  test('flush waits for an insert in flight and for every later batch', async () => {
+    const { store, channel, writer, add } = setup({ batchSize: 2 });
+    const release = store.hold();
+    add('a', 'b', 'c');
+    await settle();
+    const flushed = writer.flush();
+    release();
+    await flushed;
+    assert.deepEqual(channel.ackedIds, ['a', 'b', 'c']);
+  });
+
+  test('stop abandons the retries: what is unacked stays with the broker', async () => {
+    const { clock, store, channel, writer, add } = setup({ batchSize: 1 });
+    store.down = true;
+    add('a');
+    await settle();
+    writer.stop();
+    await settle();
+    assert.equal(clock.nextIn, undefined, 'no retry scheduled');
+    store.down = false;
+    clock.advance(60_000);
+    await settle();
+    assert.equal(store.calls.length, 1);
+    assert.equal(channel.acked.length, 0);
+  });
+});

@@ -1,0 +1,117 @@
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { ConfigError, DEFAULTS, databaseNameOf, loadConfig } from '../src/config.ts';
+
+// Placeholders only: loadConfig is pure and never connects.
+const REQUIRED = { RABBITMQ_URL: 'amqp://rabbitmq.test', DATABASE_URL: 'mongodb://mongodb.test/activity_db' };
+
+function problemsOf(env: Record<string, string>): readonly string[] {
+  try {
+    loadConfig(env);
+  } catch (err) {
+    assert.ok(err instanceof ConfigError);
+    return err.problems;
+  }
+  assert.fail('expected a ConfigError');
+}
+
+describe('loadConfig', () => {
+  test('applies every default when only the URLs are set', () => {
+    const config = loadConfig(REQUIRED);
+    assert.deepEqual(config, {
+      rabbitmqUrl: REQUIRED.RABBITMQ_URL,
+      databaseUrl: REQUIRED.DATABASE_URL,
+      databaseName: 'activity_db',
+      topology: { queueName: 'user_activities', queueType: 'quorum', deliveryLimit: 10 },
+      prefetch: 500,
+      batchSize: 250,
+      batchMaxWaitMs: 20,
+      healthHost: '0.0.0.0',
+      healthPort: 8001,
+      heartbeatSeconds: 5,
+      shutdownTimeoutMs: 10_000,
+      logLevel: 'info',
+      retryBaseMs: 100,
+      retryMaxMs: 30_000,
+    });
+    assert.ok(Object.isFrozen(config) && Object.isFrozen(config.topology));
+    assert.equal(DEFAULTS.PREFETCH, 500);
+  });
+
+  test('reads every variable it is given', () => {
+    const config = loadConfig({
+      ...REQUIRED,
+      QUEUE_NAME: 'q',
+      QUEUE_TYPE: 'classic',
+      QUEUE_DELIVERY_LIMIT: '3',
+      PREFETCH: '50',
+      BATCH_SIZE: '50',
+      BATCH_MAX_WAIT_MS: '0',
+      HEALTH_HOST: '127.0.0.1',
+      HEALTH_PORT: '0',
+      AMQP_HEARTBEAT_SECONDS: '2',
+      SHUTDOWN_TIMEOUT_MS: '500',
+      LOG_LEVEL: 'debug',
+      RETRY_BASE_MS: '10',
+      RETRY_MAX_MS: '10',
+    });
+    assert.deepEqual(config.topology, { queueName: 'q', queueType: 'classic', deliveryLimit: 3 });
+    assert.equal(config.healthPort, 0);
+    assert.equal(config.batchMaxWaitMs, 0);
+    assert.equal(config.heartbeatSeconds, 2);
+    assert.equal(config.logLevel, 'debug');
+  });
+
+  test('lists every bad variable in one error, one line each', () => {
+    const problems = problemsOf({
+      DATABASE_URL: 'postgres://db/x',
+      QUEUE_TYPE: 'stream',
+      PREFETCH: '0',
+      BATCH_SIZE: '1.5',
+      HEALTH_PORT: '70000',
+      LOG_LEVEL: 'verbose',
+      SHUTDOWN_TIMEOUT_MS: '-1',
+    });
+    assert.deepEqual(problems, [
+      'RABBITMQ_URL is required (an amqp:// or amqps:// URL)',
+      'QUEUE_TYPE must be one of quorum, classic (got "stream")',
+      'SHUTDOWN_TIMEOUT_MS must be an integer from 0 to 600000 (got "-1")',
+      'LOG_LEVEL must be one of debug, info, warn, error, fatal (got "verbose")',
+      'DATABASE_URL must be a mongodb:// or mongodb+srv:// URL',
+      'PREFETCH must be an integer from 1 to 65535 (got "0")',
+      'BATCH_SIZE must be an integer from 1 to 65535 (got "1.5")',
+      'HEALTH_PORT must be an integer from 0 to 65535 (got "70000")',
+    ]);
+    assert.throws(() => loadConfig({}), {
+      message: 'RABBITMQ_URL is required (an amqp:// or amqps:// URL)\nDATABASE_URL is required (a mongodb:// or mongodb+srv:// URL naming the database)',
+    });
+  });
+
+  test('requires a database name in the path of DATABASE_URL', () => {
+    for (const url of ['mongodb://mongodb.test', 'mongodb://mongodb.test/', 'mongodb://mongodb.test/?authSource=admin']) {
+      assert.deepEqual(problemsOf({ ...REQUIRED, DATABASE_URL: url }), [
+        'DATABASE_URL must name the database in its path, e.g. mongodb://host:27017/activity_db',
+      ]);
+    }
+  });
+
+  test('refuses a batch larger than the prefetch window, and a retry base above its cap', () => {
+    assert.deepEqual(problemsOf({ ...REQUIRED, PREFETCH: '10', BATCH_SIZE: '20', RETRY_BASE_MS: '500', RETRY_MAX_MS: '100' }), [
+      'BATCH_SIZE (20) must not exceed PREFETCH (10)',
+      'RETRY_BASE_MS (500) must not exceed RETRY_MAX_MS (100)',
+    ]);
+  });
+
+  test('refuses a non-AMQP broker URL', () => {
+    assert.deepEqual(problemsOf({ ...REQUIRED, RABBITMQ_URL: 'http://rabbitmq.test' }), ['RABBITMQ_URL must be an amqp:// or amqps:// URL']);
+  });
+});
+
+describe('databaseNameOf', () => {
+  test('reads the database from single-host, replica-set and SRV connection strings', () => {
+    assert.equal(databaseNameOf('mongodb://user:pass@mongodb:27017/activity_db?authSource=admin'), 'activity_db');
+    assert.equal(databaseNameOf('mongodb://a.test:27017,b.test:27017/activity_db?replicaSet=rs0'), 'activity_db');
+    assert.equal(databaseNameOf('mongodb+srv://cluster.test/other%5Fdb'), 'other_db');
+    assert.equal(databaseNameOf('mongodb://mongodb.test'), undefined);
+  });
+});

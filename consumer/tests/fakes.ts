@@ -1,0 +1,151 @@
+// Fakes at the consumer's own boundaries (clock, store, channel), each able to fail on demand.
+import type { Message } from 'amqplib';
+import type { QueueMessage, StoredActivity } from '@event-tracker/shared';
+import type { ActivityStore, InsertOutcome, WriteStatus } from '../src/activityStore.ts';
+import type { Clock } from '../src/clock.ts';
+import { createLogger, type Logger } from '../src/logger.ts';
+import type { AckChannel, Delivery } from '../src/services/batchWriter.ts';
+
+/** A clock that moves only when told to; `advance` runs the tasks that fall due, in order. */
+export class FakeClock implements Clock {
+  #now = 1_700_000_000_000;
+  #tasks: { at: number; task: () => void }[] = [];
+
+  now(): number {
+    return this.#now;
+  }
+
+  schedule(ms: number, task: () => void): () => void {
+    const entry = { at: this.#now + ms, task };
+    this.#tasks.push(entry);
+    return () => {
+      this.#tasks = this.#tasks.filter((other) => other !== entry);
+    };
+  }
+
+  /** Milliseconds until the next scheduled task, if any. */
+  get nextIn(): number | undefined {
+    const next = Math.min(...this.#tasks.map((entry) => entry.at));
+    return Number.isFinite(next) ? next - this.#now : undefined;
+  }
+
+  advance(ms: number): void {
+    const target = this.#now + ms;
+    for (;;) {
+      const due = this.#tasks.filter((entry) => entry.at <= target).sort((a, b) => a.at - b.at)[0];
+      if (!due) break;
+      this.#tasks = this.#tasks.filter((entry) => entry !== due);
+      this.#now = due.at;
+      due.task();
+    }
+    this.#now = target;
+  }
+}
+
+/**
+ * Lets every promise continuation queued so far run. The fakes settle through microtasks only, and
+ * the microtask queue is drained before a macrotask (setImmediate) runs, so after this the code
+ * under test is idle: waiting for the fake clock or for the test. A yield, not a sleep.
+ */
+export function settle(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
+/** An in-memory `activities` collection with a unique _id, like the real one. */
+export class FakeStore implements Pick<ActivityStore, 'insertBatch' | 'ping'> {
+  readonly docs = new Map<string, StoredActivity>();
+  readonly calls: StoredActivity[][] = [];
+  pings = 0;
+  /** While true every insert fails as if the server were unreachable, and ping fails. */
+  down = false;
+  #failOnce = new Set<string>();
+  #gate: Promise<void> | undefined;
+
+  /** The next insert fails these ids with a non-duplicate write error; the rest go through. */
+  failOnce(...ids: string[]): void {
+    for (const id of ids) this.#failOnce.add(id);
+  }
+
+  /** Inserts wait until the returned function is called, as a slow write would. */
+  hold(): () => void {
+    let release: () => void = () => {};
+    this.#gate = new Promise((resolve) => (release = resolve));
+    return () => {
+      this.#gate = undefined;
+      release();
+    };
+  }
+
+  async insertBatch(docs: readonly StoredActivity[]): Promise<InsertOutcome> {
+    this.calls.push([...docs]);
+    await this.#gate;
+    if (this.down) return { statuses: docs.map(() => 'failed'), error: new Error('connect ECONNREFUSED') };
+    const failing = this.#failOnce;
+    this.#failOnce = new Set();
+    const statuses = docs.map((doc): WriteStatus => {
+      if (failing.has(doc._id)) return 'failed';
+      if (this.docs.has(doc._id)) return 'duplicate';
+      this.docs.set(doc._id, doc);
+      return 'stored';
+    });
+    return { statuses, ...(failing.size > 0 ? { error: new Error('write error') } : {}) };
+  }
+
+  async ping(): Promise<boolean> {
+    this.pings += 1;
+    return !this.down;
+  }
+}
+
+/** A channel that records acks and nacks, and can be closed as the broker would close it. */
+export class FakeChannel implements AckChannel {
+  open = true;
+  readonly acked: Message[] = [];
+  readonly nacked: { message: Message; requeue: boolean | undefined }[] = [];
+  #nextTag = 1;
+
+  ack(message: Message): void {
+    if (!this.open) throw new Error('Channel closed');
+    this.acked.push(message);
+  }
+
+  nack(message: Message, _allUpTo?: boolean, requeue?: boolean): void {
+    if (!this.open) throw new Error('Channel closed');
+    this.nacked.push({ message, requeue });
+  }
+
+  /** A delivery of `body` (JSON-encoded unless a string or Buffer) on this channel. */
+  deliver(body: unknown, properties: { messageId?: unknown; headers?: Record<string, unknown> } = {}): Delivery {
+    const content = Buffer.isBuffer(body) ? body : Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
+    const fields = { deliveryTag: this.#nextTag++, redelivered: false, exchange: '', routingKey: 'user_activities' };
+    const message = { content, fields, properties: { headers: {}, ...properties } } as unknown as Message;
+    return { message, channel: this };
+  }
+
+  get ackedIds(): unknown[] {
+    return this.acked.map((message) => message.properties.messageId);
+  }
+}
+
+/** A valid queue message; `id` doubles as the AMQP messageId in `deliverEvent`. */
+export function event(id: string, overrides: Partial<Record<keyof QueueMessage, unknown>> = {}): QueueMessage {
+  return {
+    id,
+    userId: 'user-1',
+    eventType: 'page_view',
+    timestamp: '2023-10-27T10:00:00Z',
+    payload: { page: '/home' },
+    ...overrides,
+  } as QueueMessage;
+}
+
+export function deliverEvent(channel: FakeChannel, id: string): Delivery {
+  return channel.deliver(event(id), { messageId: id, headers: { receivedAt: '2023-10-27T10:00:01.000Z' } });
+}
+
+/** A logger that keeps its lines, parsed, for assertions. */
+export function memoryLogger(): { logger: Logger; lines: Record<string, unknown>[] } {
+  const lines: Record<string, unknown>[] = [];
+  const logger = createLogger({}, { level: 'debug', write: (line) => lines.push(JSON.parse(line) as Record<string, unknown>) });
+  return { logger, lines };
+}
