@@ -1,0 +1,43 @@
+// Runs scripts/demo.sh, the curl tour README points newcomers to, against a real API (started as
+// README's `npm run start:api` does) on the real RabbitMQ, so the script cannot rot unnoticed.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import amqp from 'amqplib';
+import { root, startService, stopService } from '../support/processes.ts';
+import { serviceUrl, servicesMissing, uniqueName } from '../support/services.ts';
+
+const run = promisify(execFile);
+const skip = servicesMissing('RABBITMQ_URL');
+
+test('scripts/demo.sh runs against a live API and shows 202, 400, 415 and a 429 with Retry-After', { skip }, async (t) => {
+  const queue = uniqueName('docs_demo');
+  t.after(async () => {
+    const connection = await amqp.connect(serviceUrl('RABBITMQ_URL'));
+    const channel = await connection.createChannel();
+    await channel.deleteQueue(queue);
+    await channel.deleteQueue(`${queue}.dead`);
+    await connection.close();
+  });
+  const api = await startService('api', 'node20-tsx', {
+    RABBITMQ_URL: serviceUrl('RABBITMQ_URL'),
+    QUEUE_NAME: queue,
+    API_HOST: '127.0.0.1',
+    API_PORT: '0',
+  });
+  t.after(() => stopService(api));
+
+  const { stdout } = await run('bash', ['scripts/demo.sh'], {
+    cwd: root,
+    env: { ...process.env, API_URL: `http://127.0.0.1:${api.port}` },
+    timeout: 60_000,
+  });
+
+  for (const status of ['202 Accepted', '400 Bad Request', '415 Unsupported Media Type', '404 Not Found', '405 Method Not Allowed', '429 Too Many Requests']) {
+    assert.match(stdout, new RegExp(`^HTTP/1\\.1 ${status}\\r?$`, 'm'), `no "${status}" answer in the demo output`);
+  }
+  assert.match(stdout, /^Retry-After: [1-9]\d*\r?$/m);
+  assert.match(stdout, /^\{"status":"ok","checks":\{"rabbitmq":"up"\}\}$/m);
+  assert.match(stdout, /^# TYPE api_http_requests_total counter$/m);
+});

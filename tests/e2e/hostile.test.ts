@@ -1,0 +1,206 @@
+// Hostile input against the running API: a seeded fuzz of bodies, content types and stalled
+// uploads; slow clients; one address flooding while others carry on.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import net from 'node:net';
+import amqp from 'amqplib';
+import { parseDelivery } from '../../consumer/src/services/activityProcessor.ts';
+import { servicesMissing, serviceUrl } from '../support/services.ts';
+import { runtimeMissing, selectedRuntimes, startService, stopService, type RunningService } from '../support/processes.ts';
+import { event } from '../support/system.ts';
+import { uniqueName } from '../support/services.ts';
+
+const CASES = Number(process.env.FUZZ_CASES ?? 2000);
+const SEED = Number(process.env.FUZZ_SEED ?? 20261122);
+const MAX_BODY_BYTES = 4096;
+const DOCUMENTED = new Set([202, 400, 413, 415]);
+
+/** mulberry32: a tiny seeded PRNG, so a failing case can be replayed with FUZZ_SEED. */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = Math.imul(a ^ (a >>> 15), 1 | a);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+interface Case {
+  readonly name: string;
+  readonly contentType: string | undefined;
+  readonly body: Buffer;
+  /** Send this many bytes, then stall and abort: a chunked upload that never finishes. */
+  readonly stallAfter?: number;
+}
+
+function fuzzCase(random: () => number, index: number): Case {
+  const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)]!;
+  const valid = event(index) as unknown as Record<string, unknown>;
+  const json = (value: unknown, contentType = 'application/json') => ({ contentType, body: Buffer.from(JSON.stringify(value)) });
+  const deep = (depth: number): unknown => (depth === 0 ? 1 : { a: deep(depth - 1) });
+  const kinds: Record<string, () => Omit<Case, 'name'>> = {
+    valid: () => json(valid),
+    truncated: () => {
+      const text = JSON.stringify(valid);
+      return { contentType: 'application/json', body: Buffer.from(text.slice(0, Math.floor(random() * text.length))) };
+    },
+    deepPayload: () => json({ ...valid, payload: deep(20 + Math.floor(random() * 40)) }),
+    deepTopLevel: () => ({ contentType: 'application/json', body: Buffer.from('['.repeat(5000) + ']'.repeat(5000)) }),
+    hugeString: () => json({ ...valid, userId: 'x'.repeat(200 + Math.floor(random() * 400)) }),
+    wrongTypes: () => json({ ...valid, [pick(['userId', 'eventType', 'timestamp', 'payload', 'id'])]: pick([1, null, true, [], {}, '', 'x']) }),
+    protoKeys: () => ({
+      contentType: 'application/json',
+      body: Buffer.from(`{"userId":"u","eventType":"e","timestamp":"2023-10-27T10:00:00Z","payload":{"__proto__":{"polluted":1},"constructor":{"prototype":{"x":1}}}${pick(['', ',"__proto__":{"admin":true}'])}}`),
+    }),
+    dollarKeys: () => json({ ...valid, payload: { $where: '1', nested: { $gt: 1 } } }),
+    invalidUtf8: () => ({ contentType: 'application/json', body: Buffer.concat([Buffer.from('{"userId":"'), Buffer.from([0xc3, 0x28, 0xff]), Buffer.from('","eventType":"e","timestamp":"2023-10-27T10:00:00Z","payload":{}}')]) }),
+    oddContentType: () => ({ ...json(valid), contentType: pick([undefined, 'text/plain', 'application/x-www-form-urlencoded', 'application/json; charset=latin1', 'multipart/form-data; boundary=x', 'application/jsonx']) }),
+    oversized: () => json({ ...valid, payload: { blob: 'y'.repeat(MAX_BODY_BYTES + Math.floor(random() * 10_000)) } }),
+    randomBytes: () => ({ contentType: 'application/json', body: Buffer.from(Array.from({ length: Math.floor(random() * 200) }, () => Math.floor(random() * 256))) }),
+    badTimestamp: () => json({ ...valid, timestamp: pick(['2023-02-30T10:00:00Z', '2023-10-27T24:00:00Z', '2023-10-27T10:00:00', '2023-13-01T00:00:00Z', '27/10/2023', '2023-10-27T10:00:00+25:00']) }),
+    unknownField: () => json({ ...valid, extra: 1 }),
+    notObject: () => json(pick([[], 'text', 42, null, true])),
+    stalledChunked: () => ({ ...json(valid), stallAfter: 10 }),
+  };
+  const name = pick(Object.keys(kinds));
+  return { name, ...kinds[name]!() };
+}
+
+interface Reply {
+  readonly status: number;
+  readonly contentType: string | undefined;
+  readonly body: string;
+}
+
+function send(port: number, testCase: Case, index: number, agent: http.Agent): Promise<Reply | 'aborted'> {
+  return new Promise((resolve, reject) => {
+    // A client address per case, so the default 50-per-minute limit never answers for the validator.
+    const headers: Record<string, string> = { 'x-forwarded-for': `127.5.${(index >> 8) & 255}.${index & 255}` };
+    if (testCase.contentType !== undefined) headers['content-type'] = testCase.contentType;
+    const req = http.request({ host: '127.0.0.1', port, method: 'POST', path: '/api/v1/activities', headers, agent }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('end', () => resolve({ status: res.statusCode!, contentType: res.headers['content-type'], body: Buffer.concat(chunks).toString() }));
+    });
+    req.on('error', (error: NodeJS.ErrnoException) => (testCase.stallAfter !== undefined || error.code === 'ECONNRESET' || error.code === 'EPIPE' ? resolve('aborted') : reject(error)));
+    if (testCase.stallAfter !== undefined) {
+      req.write(testCase.body.subarray(0, testCase.stallAfter));
+      setImmediate(() => req.destroy());
+    } else {
+      req.end(testCase.body);
+    }
+  });
+}
+
+/** Takes every message off `queue` (or, with `remove`, deletes it and its dead-letter queue). */
+async function drain(queue: string, remove = false): Promise<amqp.GetMessage[]> {
+  const connection = await amqp.connect(serviceUrl('RABBITMQ_URL'));
+  try {
+    const channel = await connection.createChannel();
+    const messages: amqp.GetMessage[] = [];
+    for (let message = await channel.get(queue, { noAck: true }); message !== false; message = await channel.get(queue, { noAck: true })) messages.push(message);
+    if (remove) await Promise.all([channel.deleteQueue(queue), channel.deleteQueue(`${queue}.dead`)]);
+    return messages;
+  } finally {
+    await connection.close();
+  }
+}
+
+for (const runtime of selectedRuntimes()) {
+  describe(`hostile input on ${runtime}`, { skip: servicesMissing('RABBITMQ_URL') || runtimeMissing(runtime) }, () => {
+    const queue = uniqueName('hostile');
+    let api: RunningService;
+    before(async () => {
+      api = await startService('api', runtime, {
+        RABBITMQ_URL: serviceUrl('RABBITMQ_URL'),
+        QUEUE_NAME: queue,
+        API_HOST: '127.0.0.1',
+        API_PORT: '0',
+        TRUST_PROXY: '1',
+        MAX_BODY_BYTES: String(MAX_BODY_BYTES),
+        HEADERS_TIMEOUT_MS: '1000',
+        REQUEST_TIMEOUT_MS: '2000',
+        LOG_LEVEL: 'info',
+      });
+    });
+    after(async () => {
+      await stopService(api);
+      await drain(queue, true);
+    });
+
+    test(`${CASES} seeded fuzz cases: documented statuses only, problem+json, nothing invalid queued, still healthy`, async () => {
+      const random = prng(SEED);
+      const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
+      let accepted = 0;
+      let limitedOrUnavailable = 0;
+      for (let i = 0; i < CASES; i += 8) {
+        const cases = Array.from({ length: Math.min(8, CASES - i) }, (_, j) => fuzzCase(random, i + j));
+        const replies = await Promise.all(cases.map((c, j) => send(api.port, c, i + j, agent)));
+        replies.forEach((reply, j) => {
+          const where = `case ${i + j} (${cases[j]!.name}, FUZZ_SEED=${SEED})`;
+          if (reply === 'aborted') return;
+          if (reply.status === 429 || reply.status === 503) limitedOrUnavailable += 1;
+          assert.ok(DOCUMENTED.has(reply.status), `${where}: undocumented status ${reply.status}: ${reply.body}`);
+          if (reply.status === 202) return void (accepted += 1);
+          assert.match(reply.contentType ?? '', /^application\/problem\+json(;|$)/, where);
+          const problem = JSON.parse(reply.body) as { status: number; title: string };
+          assert.equal(problem.status, reply.status, where);
+          assert.equal(typeof problem.title, 'string', where);
+        });
+      }
+      agent.destroy();
+      assert.equal(limitedOrUnavailable, 0);
+      assert.equal(({} as Record<string, unknown>).polluted, undefined, 'the test process prototype is untouched');
+
+      const health = await fetch(`http://127.0.0.1:${api.port}/health`);
+      assert.equal(health.status, 200, 'still healthy after the fuzz');
+      assert.equal(api.child.exitCode, null, 'the API process is still running');
+
+      const queued = await drain(queue);
+      assert.equal(queued.length, accepted, 'exactly the accepted events were queued');
+      for (const message of queued) {
+        const parsed = parseDelivery(message);
+        assert.ok(parsed.ok, `a queued message fails the consumer's shape check: ${parsed.ok ? '' : parsed.reason}`);
+      }
+    });
+
+    test('slow clients are cut by the server timeouts while others are served', { timeout: 20_000 }, async () => {
+      const slowHeaders = net.connect(api.port, '127.0.0.1');
+      slowHeaders.write('POST /api/v1/activities HTTP/1.1\r\nHost: x\r\n');
+      const trickle = setInterval(() => slowHeaders.write('X'), 100);
+      const slowBody = net.connect(api.port, '127.0.0.1');
+      slowBody.write('POST /api/v1/activities HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n{"userId":');
+      slowHeaders.on('error', () => {});
+      slowBody.on('error', () => {});
+
+      const meanwhile = await fetch(`http://127.0.0.1:${api.port}/api/v1/activities`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-forwarded-for': '127.5.0.2' },
+        body: JSON.stringify(event(1)),
+      });
+      assert.equal(meanwhile.status, 202, 'another client is served while two slow ones hold sockets');
+      assert.equal(slowHeaders.destroyed || slowBody.destroyed, false, 'the slow clients are still connected at that point');
+
+      // `once` would reject on the EPIPE a write to the cut socket raises; only 'close' matters here.
+      await Promise.all([slowHeaders, slowBody].map((socket) => new Promise((closed) => socket.on('close', closed))));
+      clearInterval(trickle);
+    });
+
+    test('one address flooding does not change the answers other addresses get', async () => {
+      const post = (address: string) =>
+        fetch(`http://127.0.0.1:${api.port}/api/v1/activities`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'x-forwarded-for': address },
+          body: JSON.stringify(event(2)),
+        }).then(async (response) => (await response.arrayBuffer(), response.status));
+      const flood = Array.from({ length: 600 }, () => post('127.6.6.6'));
+      const others = Array.from({ length: 10 }, (_, c) => Promise.all(Array.from({ length: 10 }, () => post(`127.7.0.${c + 1}`))));
+      const [floodStatuses, otherStatuses] = await Promise.all([Promise.all(flood), Promise.all(others)]);
+      assert.deepEqual(otherStatuses, Array.from({ length: 10 }, () => Array(10).fill(202)));
+      assert.equal(floodStatuses.filter((s) => s === 202).length, 50);
+      assert.equal(floodStatuses.filter((s) => s === 429).length, 550);
+    });
+  });
+}

@@ -1,0 +1,121 @@
+// Starts the services as child processes, exactly as README's start commands do, on a chosen
+// runtime, and reads the bound port from their first "listening" log line.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { once } from 'node:events';
+import { join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+
+export const root = resolve(import.meta.dirname, '../..');
+const bin = join(root, 'node_modules/.bin');
+const node26 = join(root, 'tests/node26/node_modules/.bin/node');
+
+export type Runtime = 'node20-tsx' | 'node26' | 'bun';
+export type Service = 'api' | 'consumer';
+
+const scripts: Record<string, string> = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).scripts;
+
+/** The command line of a service on a runtime: the npm start scripts, or `node <entry>` on Node 26. */
+function commandFor(service: Service, runtime: Runtime): string[] {
+  if (runtime === 'node26') {
+    // README: on Node >= 22.18, `node api/src/server.ts` runs the sources with native type stripping.
+    const entry = scripts[`start:${service}`]!.split(' ').at(-1)!;
+    return [node26, entry];
+  }
+  const script = scripts[runtime === 'bun' ? `start:${service}:bun` : `start:${service}`]!;
+  return script.split(' ');
+}
+
+/** Why a runtime cannot run here, or false when it can. */
+export function runtimeMissing(runtime: Runtime): string | false {
+  if (runtime === 'node26' && !existsSync(node26)) return 'Node 26 not installed: run `npm ci --prefix tests/node26`';
+  if (runtime === 'bun' && !existsSync(join(bin, 'bun'))) return 'Bun not installed: run `npm rebuild bun`';
+  return false;
+}
+
+/** Runtimes chosen by E2E_RUNTIMES (comma-separated), default all three. */
+export function selectedRuntimes(): Runtime[] {
+  const all: Runtime[] = ['node20-tsx', 'node26', 'bun'];
+  const chosen = process.env.E2E_RUNTIMES?.split(',').map((name) => name.trim()) ?? all;
+  return all.filter((runtime) => chosen.includes(runtime));
+}
+
+export interface RunningService {
+  readonly child: ChildProcess;
+  readonly port: number;
+  /** The last 500 log lines, for diagnosing a failure. */
+  readonly logs: string[];
+  readonly exited: Promise<number | null>;
+}
+
+export function startService(service: Service, runtime: Runtime, env: Record<string, string>): Promise<RunningService> {
+  return startCommand(`${service} on ${runtime}`, commandFor(service, runtime), env);
+}
+
+/** Runs `bench/baseline.ts` (or any script of ours) the way `runtime` runs the services. */
+export function scriptCommand(runtime: Runtime, script: string): string[] {
+  if (runtime === 'node26') return [node26, script];
+  return runtime === 'bun' ? ['bun', script] : ['node', '--import', 'tsx', script];
+}
+
+/** Starts `argv` and resolves with the port from its first `{"msg":"...listening...","port":N}` line. */
+export async function startCommand(label: string, argv: readonly string[], env: Record<string, string>): Promise<RunningService> {
+  const [command, ...args] = argv;
+  const child = spawn(command!, args, {
+    cwd: root,
+    env: { PATH: `${bin}:${process.env.PATH}`, HOME: process.env.HOME ?? '/tmp', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const logs: string[] = [];
+  const keep = (line: string) => {
+    logs.push(line);
+    if (logs.length > 500) logs.shift(); // the tail is what explains a failure; benches log a lot
+  };
+  const exited = once(child, 'exit').then(([code]) => code as number | null);
+  createInterface({ input: child.stderr! }).on('line', keep);
+  const listening = new Promise<number>((resolvePort, reject) => {
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      keep(line);
+      const entry = parseJson(line);
+      if (typeof entry?.port === 'number' && /listening/.test(String(entry.msg))) resolvePort(entry.port);
+    });
+    void exited.then((code) => reject(new Error(`${label} exited (${code}) before listening:\n${logs.join('\n')}`)));
+  });
+  // Not listening within 30 s: kill it, which settles `listening` through the exit above.
+  const guard = setTimeout(() => child.kill('SIGKILL'), 30_000);
+  try {
+    return { child, port: await listening, logs, exited };
+  } finally {
+    clearTimeout(guard);
+  }
+}
+
+/** Sends a signal and waits for the exit code (SIGKILL after 20 s, so a test never hangs). */
+export async function stopService(service: RunningService, signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
+  if (service.child.exitCode !== null || service.child.signalCode !== null) return service.child.exitCode;
+  service.child.kill(signal);
+  const guard = setTimeout(() => service.child.kill('SIGKILL'), 20_000);
+  try {
+    return await service.exited;
+  } finally {
+    clearTimeout(guard);
+  }
+}
+
+function parseJson(line: string): Record<string, unknown> | undefined {
+  try {
+    const value: unknown = JSON.parse(line);
+    return typeof value === 'object' && value !== null ? (value as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Polls `check` until it returns true; fails after `timeoutMs`. For real-process tests only. */
+export async function waitFor(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((done) => setTimeout(done, 100));
+  }
+}
