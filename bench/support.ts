@@ -1,0 +1,73 @@
+// Shared by the bench scripts: start a service process on a runtime, run wrk, print a table.
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import amqp from 'amqplib';
+
+export { scriptCommand, startCommand, startService, stopService, type Runtime } from '../tests/support/processes.ts';
+
+const run = promisify(execFile);
+
+export interface WrkResult {
+  readonly requestsPerSecond: number;
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+  readonly maxMs: number;
+  readonly errors: number;
+}
+
+export async function wrk(url: string, connections: number, seconds: number): Promise<WrkResult> {
+  const threads = Math.min(2, connections);
+  const { stdout } = await run('wrk', [`-t${threads}`, `-c${connections}`, `-d${seconds}s`, '-s', 'bench/post.lua', url], {
+    maxBuffer: 1 << 20,
+  });
+  const line = stdout.split('\n').find((l) => l.startsWith('WRK_JSON '));
+  if (!line) throw new Error(`wrk printed no summary:\n${stdout}`);
+  const r = JSON.parse(line.slice('WRK_JSON '.length));
+  return {
+    requestsPerSecond: r.requests / (r.duration_us / 1e6),
+    p50Ms: r.p50_us / 1000,
+    p99Ms: r.p99_us / 1000,
+    maxMs: r.max_us / 1000,
+    errors: r.non2xx + r.socket_errors,
+  };
+}
+
+export function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+export function table(title: string, rows: readonly Record<string, string | number>[]): void {
+  const columns = Object.keys(rows[0] ?? {});
+  const cell = (value: string | number) => (typeof value === 'number' ? formatNumber(value) : value);
+  console.log(`\n### ${title}\n`);
+  console.log(`| ${columns.join(' | ')} |`);
+  console.log(`|${columns.map(() => '---').join('|')}|`);
+  for (const row of rows) console.log(`| ${columns.map((c) => cell(row[c]!)).join(' | ')} |`);
+}
+
+function formatNumber(value: number): string {
+  if (Number.isInteger(value)) return value.toLocaleString('en-US');
+  return value >= 100 ? Math.round(value).toLocaleString('en-US') : value.toFixed(2);
+}
+
+/** Empties (`purge`) or removes (`delete`) queues; purging keeps a running publisher's queue routable. */
+export async function clearQueues(url: string, how: 'purge' | 'delete', ...queues: string[]): Promise<void> {
+  const connection = await amqp.connect(url);
+  try {
+    const channel = await connection.createChannel();
+    for (const queue of queues) {
+      if (how === 'purge') await channel.purgeQueue(queue);
+      else await channel.deleteQueue(queue);
+    }
+  } finally {
+    await connection.close();
+  }
+}
+
+export function requireEnv(name: string): string {
+  const value = process.env[name];
+  if (!value) throw new Error(`${name} is required (see BENCHMARKS.md)`);
+  return value;
+}
