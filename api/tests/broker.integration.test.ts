@@ -4,7 +4,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { TestContext } from 'node:test';
 import amqp from 'amqplib';
-import { servicesMissing, serviceUrl, uniqueName } from '../../tests/support/services.ts';
+import { deleteQueues, servicesMissing, serviceUrl, uniqueName } from '../../tests/support/services.ts';
 import { TcpProxy } from '../../tests/support/tcpProxy.ts';
 import { waitFor } from '../../tests/support/processes.ts';
 import { connectBroker } from '../src/brokerConnection.ts';
@@ -37,9 +37,8 @@ async function startWithBroker(t: TestContext, url = serviceUrl('RABBITMQ_URL'))
   const channel = await admin.createChannel();
   t.after(async () => {
     await broker.close();
-    await channel.deleteQueue(queue);
-    await channel.deleteQueue(deadLetterQueueName(queue));
-    await admin.close();
+    await admin.close().catch(() => {});
+    await deleteQueues(queue, deadLetterQueueName(queue));
   });
   const app = await startApp(t, { env, publisher });
   return { app, queue, channel, brokerLogs };

@@ -4,8 +4,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import amqp from 'amqplib';
-import { servicesMissing, serviceUrl, uniqueName } from '../../tests/support/services.ts';
+import { deleteQueues, servicesMissing, serviceUrl, uniqueName } from '../../tests/support/services.ts';
 import { root, runtimeMissing, scriptCommand, selectedRuntimes, startService, stopService } from '../../tests/support/processes.ts';
 import { deadLetterQueueName } from '../src/topology.ts';
 import { VALID_EVENT, postJson } from './helpers.ts';
@@ -30,13 +29,7 @@ for (const runtime of selectedRuntimes()) {
 
     test('logs the bound port, accepts an event, and exits 0 on SIGTERM', { skip: servicesMissing('RABBITMQ_URL') }, async (t) => {
       const queue = uniqueName('api_server');
-      t.after(async () => {
-        const admin = await amqp.connect(serviceUrl('RABBITMQ_URL'));
-        const channel = await admin.createChannel();
-        await channel.deleteQueue(queue);
-        await channel.deleteQueue(deadLetterQueueName(queue));
-        await admin.close();
-      });
+      t.after(() => deleteQueues(queue, deadLetterQueueName(queue)));
       const api = await startService('api', runtime, {
         RABBITMQ_URL: serviceUrl('RABBITMQ_URL'),
         QUEUE_NAME: queue,

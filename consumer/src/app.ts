@@ -42,6 +42,7 @@ export function buildConsumer({ config, store, logger, clock = systemClock }: Co
     store,
     batchSize: config.batchSize,
     batchMaxWaitMs: config.batchMaxWaitMs,
+    writeTimeoutMs: config.writeTimeoutMs,
     retry,
     clock,
     logger,

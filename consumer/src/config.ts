@@ -12,6 +12,8 @@ export interface Config extends BrokerSettings {
   readonly prefetch: number;
   readonly batchSize: number;
   readonly batchMaxWaitMs: number;
+  /** How long one batch write may go unanswered before it counts as failed and is retried. */
+  readonly writeTimeoutMs: number;
   readonly healthHost: string;
   /** 0 asks the OS for a free port; the bound port is logged. */
   readonly healthPort: number;
@@ -29,6 +31,7 @@ export const DEFAULTS = {
   PREFETCH: 500,
   BATCH_SIZE: 250,
   BATCH_MAX_WAIT_MS: 20,
+  WRITE_TIMEOUT_MS: 15_000,
   HEALTH_HOST: '0.0.0.0',
   HEALTH_PORT: 8001,
   AMQP_HEARTBEAT_SECONDS: 5,
@@ -56,6 +59,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     prefetch: read.integer('PREFETCH', 1, 65_535),
     batchSize: read.integer('BATCH_SIZE', 1, 65_535),
     batchMaxWaitMs: read.integer('BATCH_MAX_WAIT_MS', 0, 60_000),
+    writeTimeoutMs: read.integer('WRITE_TIMEOUT_MS', 100, 3_600_000),
     healthHost: read.text('HEALTH_HOST'),
     healthPort: read.integer('HEALTH_PORT', 0, 65_535),
     retryBaseMs: read.integer('RETRY_BASE_MS', 1, 3_600_000),

@@ -5,6 +5,7 @@ import { BatchWriter } from '../src/services/batchWriter.ts';
 import { FakeChannel, FakeClock, FakeStore, deliverEvent, memoryLogger, settle } from './fakes.ts';
 
 const RETRY = { baseMs: 100, maxMs: 1_000 };
+const WRITE_TIMEOUT_MS = 5_000;
 
 function setup(options: { batchSize?: number; batchMaxWaitMs?: number } = {}) {
   const clock = new FakeClock();
@@ -17,6 +18,7 @@ function setup(options: { batchSize?: number; batchMaxWaitMs?: number } = {}) {
     store,
     batchSize: options.batchSize ?? 3,
     batchMaxWaitMs: options.batchMaxWaitMs ?? 20,
+    writeTimeoutMs: WRITE_TIMEOUT_MS,
     retry: RETRY,
     clock,
     random: () => 1, // the top of each jitter range, so waits are predictable
@@ -161,6 +163,32 @@ describe('BatchWriter during a database outage', () => {
     assert.equal(writer.storeHealthy, true);
     assert.deepEqual(health, [false, true]);
     assert.equal(metrics.retries.get(), 6);
+  });
+
+  test('counts a write unanswered for WRITE_TIMEOUT_MS as failed and retries it; what the late answer stored is acked once, as duplicates', async () => {
+    const { clock, store, channel, metrics, lines, health, writer, add } = setup({ batchSize: 3 });
+    const release = store.hold();
+    add('a', 'b', 'c');
+    await settle();
+    clock.advance(WRITE_TIMEOUT_MS - 1);
+    await settle();
+    assert.equal(writer.storeHealthy, true, 'still waiting just before the deadline');
+
+    clock.advance(1);
+    await settle();
+    assert.equal(writer.storeHealthy, false);
+    assert.deepEqual(health, [false]);
+    assert.ok(lines.some((line) => line.msg === 'batch write failed' && JSON.stringify(line.err).includes(`within ${WRITE_TIMEOUT_MS} ms`)));
+
+    release(); // the abandoned write lands after all
+    await settle();
+    assert.equal(channel.acked.length, 0, 'a late answer acks nothing');
+
+    clock.advance(clock.nextIn!);
+    await settle();
+    assert.deepEqual(channel.ackedIds, ['a', 'b', 'c']);
+    assert.equal(metrics.duplicates.get(), 3);
+    assert.deepEqual(health, [false, true]);
   });
 
   test('drops deliveries whose channel the broker closed, without acking, and declares the store healthy only after a ping succeeds', async () => {

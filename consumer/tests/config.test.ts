@@ -26,6 +26,7 @@ describe('loadConfig', () => {
       prefetch: 500,
       batchSize: 250,
       batchMaxWaitMs: 20,
+      writeTimeoutMs: 15_000,
       healthHost: '0.0.0.0',
       healthPort: 8001,
       heartbeatSeconds: 5,
@@ -47,6 +48,7 @@ describe('loadConfig', () => {
       PREFETCH: '50',
       BATCH_SIZE: '50',
       BATCH_MAX_WAIT_MS: '0',
+      WRITE_TIMEOUT_MS: '250',
       HEALTH_HOST: '127.0.0.1',
       HEALTH_PORT: '0',
       AMQP_HEARTBEAT_SECONDS: '2',
@@ -58,6 +60,7 @@ describe('loadConfig', () => {
     assert.deepEqual(config.topology, { queueName: 'q', queueType: 'classic', deliveryLimit: 3 });
     assert.equal(config.healthPort, 0);
     assert.equal(config.batchMaxWaitMs, 0);
+    assert.equal(config.writeTimeoutMs, 250);
     assert.equal(config.heartbeatSeconds, 2);
     assert.equal(config.logLevel, 'debug');
   });

@@ -10,7 +10,7 @@ import { buildConsumer, type Consumer } from '../src/app.ts';
 import { loadConfig } from '../src/config.ts';
 import { idFromContent } from '../src/services/activityProcessor.ts';
 import { assertTopology, deadLetterQueueName } from '../src/topology.ts';
-import { servicesMissing, serviceUrl, uniqueName } from '../../tests/support/services.ts';
+import { deleteQueues, servicesMissing, serviceUrl, uniqueName } from '../../tests/support/services.ts';
 import { waitFor } from '../../tests/support/processes.ts';
 import { TcpProxy } from '../../tests/support/tcpProxy.ts';
 import { event, memoryLogger } from './fakes.ts';
@@ -74,8 +74,7 @@ describe('consumer against RabbitMQ and the MongoDB-protocol server', { skip: se
       consumer.healthServer.close();
       await client.close();
       await db.dropDatabase();
-      await channel.deleteQueue(queue);
-      await channel.deleteQueue(deadLetterQueueName(queue));
+      await deleteQueues(queue, deadLetterQueueName(queue));
     });
     return {
       consumer,
@@ -192,6 +191,24 @@ describe('consumer against RabbitMQ and the MongoDB-protocol server', { skip: se
     assert.equal((await running.health()).status, 200);
     assert.ok(consumer.metrics.retries.get() > 0);
     assert.equal((await queueState(deadLetterQueueName(running.queue))).messageCount, 0, 'no good message was dead-lettered');
+  });
+
+  test('gives up on a write the database never answers after WRITE_TIMEOUT_MS, pauses, and stores everything once when the path returns', async (t) => {
+    const proxy = await TcpProxy.start(serviceUrl('DATABASE_URL'));
+    t.after(() => proxy.close());
+    const running = await start(t, { database: proxy }, { WRITE_TIMEOUT_MS: '300' });
+    const { consumer } = running;
+    await publishEvents(running, range(0, 10));
+    await running.until('the first 10 stored', async () => (await running.ids()).length === 10);
+
+    proxy.freeze(); // bytes stop, sockets stay open: the driver sees no error
+    await publishEvents(running, range(10, 20));
+    await running.until('the unanswered write given up and consumption paused', () => !consumer.writer.storeHealthy && !consumer.broker.consuming);
+    assert.ok(running.lines.some((line) => line.msg === 'batch write failed' && JSON.stringify(line.err).includes('within 300 ms')));
+
+    proxy.restore();
+    await running.until('all 20 stored', async () => (await running.ids()).length === 20, 60_000);
+    assert.deepEqual(await running.ids(), range(0, 20));
   });
 
   test('drops what it holds when the broker connection is lost during a database outage, and stores each message once after both return', async (t) => {

@@ -7,7 +7,7 @@ import amqp, { type ChannelModel, type ConfirmChannel } from 'amqplib';
 import { MongoClient } from 'mongodb';
 import { CLIENT_OPTIONS, COLLECTION } from '../src/activityStore.ts';
 import { assertTopology, deadLetterQueueName } from '../src/topology.ts';
-import { servicesMissing, serviceUrl, uniqueName } from '../../tests/support/services.ts';
+import { deleteQueues, servicesMissing, serviceUrl, uniqueName } from '../../tests/support/services.ts';
 import { root, runtimeMissing, selectedRuntimes, startService, stopService, waitFor } from '../../tests/support/processes.ts';
 import { event } from './fakes.ts';
 
@@ -52,8 +52,7 @@ describe('worker process', { skip: servicesMissing('RABBITMQ_URL', 'DATABASE_URL
       const db = verifier.db(database);
       t.after(async () => {
         await db.dropDatabase();
-        await channel.deleteQueue(queue);
-        await channel.deleteQueue(deadLetterQueueName(queue));
+        await deleteQueues(queue, deadLetterQueueName(queue));
       });
       await assertTopology(channel, { queueName: queue, queueType: 'quorum', deliveryLimit: 10 });
 

@@ -4,22 +4,15 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import amqp from 'amqplib';
 import { root, startService, stopService } from '../support/processes.ts';
-import { serviceUrl, servicesMissing, uniqueName } from '../support/services.ts';
+import { deleteQueues, serviceUrl, servicesMissing, uniqueName } from '../support/services.ts';
 
 const run = promisify(execFile);
 const skip = servicesMissing('RABBITMQ_URL');
 
 test('scripts/demo.sh runs against a live API and shows 202, 400, 415 and a 429 with Retry-After', { skip }, async (t) => {
   const queue = uniqueName('docs_demo');
-  t.after(async () => {
-    const connection = await amqp.connect(serviceUrl('RABBITMQ_URL'));
-    const channel = await connection.createChannel();
-    await channel.deleteQueue(queue);
-    await channel.deleteQueue(`${queue}.dead`);
-    await connection.close();
-  });
+  t.after(() => deleteQueues(queue, `${queue}.dead`));
   const api = await startService('api', 'node20-tsx', {
     RABBITMQ_URL: serviceUrl('RABBITMQ_URL'),
     QUEUE_NAME: queue,

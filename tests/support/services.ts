@@ -1,6 +1,7 @@
 // Gate for integration tests: they run against the real RabbitMQ and MongoDB-protocol
 // server named by RABBITMQ_URL and DATABASE_URL. Unset, they are skipped with one line
 // saying how to enable them; with REQUIRE_SERVICES=1 a missing variable fails the run.
+import amqp from 'amqplib';
 
 export type ServiceVar = 'RABBITMQ_URL' | 'DATABASE_URL';
 
@@ -24,4 +25,19 @@ export function serviceUrl(name: ServiceVar): string {
 /** A name no other test run uses, for queues and databases. */
 export function uniqueName(prefix: string): string {
   return `${prefix}_${process.pid}_${Date.now().toString(36)}_${Math.random().toString(36).slice(2, 8)}`;
+}
+
+/**
+ * Deletes `queues` over a connection of its own, closed whatever happens: a cleanup that reused a
+ * test's channel would fail, and leave that connection holding the test process open, whenever the
+ * test had lost it.
+ */
+export async function deleteQueues(...queues: string[]): Promise<void> {
+  const connection = await amqp.connect(serviceUrl('RABBITMQ_URL'));
+  try {
+    const channel = await connection.createChannel();
+    for (const queue of queues) await channel.deleteQueue(queue);
+  } finally {
+    await connection.close().catch(() => {});
+  }
 }

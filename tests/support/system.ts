@@ -1,10 +1,9 @@
 // One isolated copy of the whole system for an end-to-end test: its own queue and database,
 // the API and the consumer as child processes on the chosen runtime, and a client for both ends.
 import { randomUUID } from 'node:crypto';
-import amqp from 'amqplib';
 import { MongoClient, type Collection } from 'mongodb';
 import type { ActivityEvent, StoredActivity } from '@event-tracker/shared';
-import { serviceUrl, uniqueName } from './services.ts';
+import { deleteQueues, serviceUrl, uniqueName } from './services.ts';
 import { startService, stopService, waitFor, type RunningService, type Runtime } from './processes.ts';
 
 export interface Answer {
@@ -78,20 +77,19 @@ export class TestSystem {
   }
 
   /** Waits until the collection holds `count` documents (or fails after `timeoutMs`). */
-  waitForStored(count: number, timeoutMs = 60_000): Promise<void> {
-    return waitFor(`${count} stored events`, async () => (await this.activities.countDocuments()) >= count, timeoutMs);
+  async waitForStored(count: number, timeoutMs = 60_000): Promise<void> {
+    try {
+      await waitFor(`${count} stored events`, async () => (await this.activities.countDocuments()) >= count, timeoutMs);
+    } catch (err) {
+      // The consumer's own account is what explains a stall.
+      const stored = await this.activities.countDocuments().catch(() => 'unknown');
+      throw new Error(`${(err as Error).message} (${stored} stored); consumer log tail:\n${this.consumer?.logs.slice(-60).join('\n')}`);
+    }
   }
 
   async stop(): Promise<void> {
     await Promise.all([this.api && stopService(this.api), this.consumer && stopService(this.consumer)]);
-    const connection = await amqp.connect(serviceUrl('RABBITMQ_URL'));
-    try {
-      const channel = await connection.createChannel();
-      await channel.deleteQueue(this.queue);
-      await channel.deleteQueue(`${this.queue}.dead`);
-    } finally {
-      await connection.close();
-    }
+    await deleteQueues(this.queue, `${this.queue}.dead`);
     await this.mongo.db().dropDatabase();
     await this.mongo.close();
   }

@@ -13,7 +13,7 @@
 // cancelled until a write or ping succeeds again, they come back once, after the store is healthy,
 // and are written idempotently. One outage therefore costs each message at most one redelivery.
 import type { Message } from 'amqplib';
-import type { ActivityStore } from '../activityStore.ts';
+import type { ActivityStore, InsertOutcome } from '../activityStore.ts';
 import { backoffDelay, type BackoffOptions } from '../backoff.ts';
 import { sleep, type Clock } from '../clock.ts';
 import type { ConsumerMetrics } from '../consumerMetrics.ts';
@@ -37,6 +37,8 @@ export interface BatchWriterOptions {
   readonly store: Pick<ActivityStore, 'insertBatch' | 'ping'>;
   readonly batchSize: number;
   readonly batchMaxWaitMs: number;
+  /** A write unanswered this long counts as failed: its outcome is unknown, so it is retried. */
+  readonly writeTimeoutMs: number;
   readonly retry: BackoffOptions;
   readonly clock: Clock;
   readonly random?: () => number;
@@ -184,8 +186,7 @@ export class BatchWriter {
     const started = clock.now();
     const processedAt = new Date(started);
     const docs = entries.map((entry) => toDocument(entry.activity, processedAt));
-    // The store reports failures instead of throwing; should one throw anyway, nothing is stored.
-    const outcome = await store.insertBatch(docs).catch((error: unknown) => ({ statuses: [], error }));
+    const outcome = await this.#answerOf(store.insertBatch(docs));
     metrics.writeSeconds.observe((clock.now() - started) / 1000);
     metrics.batchSize.observe(entries.length);
 
@@ -200,6 +201,21 @@ export class BatchWriter {
     });
     if (failed.length > 0) logger.warn('batch write failed', { err: outcome.error, failed: failed.length, batch: entries.length });
     return failed;
+  }
+
+  /**
+   * The store's answer to a write, or "every document failed" once WRITE_TIMEOUT_MS passes without
+   * one. The driver's own timeouts do not always end a write: on Bun we saw insertMany stay pending
+   * for over a minute after its connection was cut, stalling the whole consumer while /health said
+   * ok. A write abandoned here may still land; its documents then come back as duplicates and are
+   * acked. The store reports failures instead of throwing; should it throw anyway, nothing is stored.
+   */
+  #answerOf(write: Promise<InsertOutcome>): Promise<InsertOutcome> {
+    const { clock, writeTimeoutMs } = this.#options;
+    return new Promise((resolve) => {
+      const cancel = clock.schedule(writeTimeoutMs, () => resolve({ statuses: [], error: new Error(`no answer from the database within ${writeTimeoutMs} ms`) }));
+      write.then(resolve, (error: unknown) => resolve({ statuses: [], error })).finally(cancel);
+    });
   }
 
   #deadLetter(delivery: Delivery, reason: string): void {
