@@ -100,7 +100,7 @@ export class Broker {
     let failures = 0;
     while (!this.#closed) {
       try {
-        const lost = await this.#open();
+        const { lost } = await this.#open();
         failures = 0;
         // close() may have run while we were connecting, before there was a session to close.
         if (this.#closed) await this.#closeSession();
@@ -117,8 +117,13 @@ export class Broker {
     }
   }
 
-  /** Opens a session; the promise it returns settles when the connection or the channel is gone. */
-  async #open(): Promise<Promise<void>> {
+  /**
+   * Opens a session. `lost` settles when its connection or channel is gone. It comes wrapped in an
+   * object because an async function returning a promise adopts it: returned bare, the caller's
+   * await would last until the connection was lost, and a close() made while connecting would
+   * never close the session it was waiting for.
+   */
+  async #open(): Promise<{ lost: Promise<void> }> {
     const { logger, prefetch, topology } = this.#options;
     const connection = await amqp.connect(this.#url(), { timeout: 10_000, clientProperties: { connection_name: 'event-tracker-consumer' } });
     let acks: Session['acks'] | undefined;
@@ -146,7 +151,7 @@ export class Broker {
       this.#session = { connection, channel, acks, closed };
       logger.info('connected to the broker', { queue: topology.queueName, prefetch });
       await this.refresh();
-      return lost;
+      return { lost };
     } catch (err) {
       await connection.close().catch(() => {});
       throw err;

@@ -7,6 +7,7 @@ import amqp, { type ChannelModel, type ConfirmChannel, type Options } from 'amqp
 import { MongoClient, type Db } from 'mongodb';
 import { CLIENT_OPTIONS, COLLECTION, createActivityStore } from '../src/activityStore.ts';
 import { buildConsumer, type Consumer } from '../src/app.ts';
+import { Broker } from '../src/broker.ts';
 import { loadConfig } from '../src/config.ts';
 import { idFromContent } from '../src/services/activityProcessor.ts';
 import { assertTopology, deadLetterQueueName } from '../src/topology.ts';
@@ -251,5 +252,34 @@ describe('consumer against RabbitMQ and the MongoDB-protocol server', { skip: se
     assert.equal(running.consumer.broker.channelOpen, false);
     const state = await queueState(running.queue);
     assert.deepEqual([state.messageCount, state.consumerCount], [0, 0], 'acked before the channel closed, so not requeued');
+  });
+
+  // A SIGTERM that lands while the broker connection is being opened used to wait out the whole
+  // SHUTDOWN_TIMEOUT_MS and exit 1: close() missed the session that the connect then opened.
+  test('close() made while connecting closes the connection that connect then opens', { timeout: 15_000 }, async (t) => {
+    const queue = uniqueName('closing');
+    // Through a proxy, so that closing it ends whatever connection a regression leaves open.
+    const proxy = await TcpProxy.start(serviceUrl('RABBITMQ_URL'));
+    t.after(async () => {
+      await proxy.close();
+      await deleteQueues(queue, deadLetterQueueName(queue));
+    });
+    const { logger, lines } = memoryLogger();
+    const broker = new Broker({
+      url: proxy.urlFor(serviceUrl('RABBITMQ_URL')),
+      heartbeatSeconds: 5,
+      prefetch: 10,
+      topology: { queueName: queue, queueType: 'quorum', deliveryLimit: 10 },
+      retry: { baseMs: 50, maxMs: 500 },
+      logger,
+      canConsume: () => true,
+      onDelivery: () => assert.fail('nothing was published'),
+    });
+    broker.start();
+    await broker.close(); // amqp.connect is still in flight here
+    const messages = lines.map((line) => line.msg);
+    assert.ok(messages.indexOf('connected to the broker') < messages.indexOf('broker channel closed'), messages.join(', '));
+    assert.equal(broker.channelOpen, false);
+    assert.equal((await queueState(queue)).consumerCount, 0);
   });
 });
