@@ -246,3 +246,25 @@ describe('commands in the documents', () => {
     });
   }
 });
+
+describe('README "Guarantees and how they are tested"', () => {
+  const section = read('README.md').split('## Guarantees and how they are tested')[1]?.split('\n## ')[0] ?? '';
+  const rows = section.split('\n').filter((line) => line.startsWith('| ') && line.includes('.test.ts'));
+
+  test('every test it names exists in the file it names', () => {
+    assert.ok(rows.length >= 10, `found ${rows.length} rows`);
+    const missing: string[] = [];
+    for (const row of rows) {
+      // Each cell part reads: `path/to/file.test.ts`: "test name", "another test name"
+      for (const [, file, names] of row.matchAll(/`([\w/.]+\.test\.ts)`(?:: ((?:"[^"]+"(?:, )?)+))?/g)) {
+        const source = read(file!);
+        for (const [, name] of (names ?? '').matchAll(/"([^"]+)"/g)) {
+          // "N seeded fuzz cases" stands for a count the code writes as a number or a ${...} expression.
+          const pattern = name!.replace(/[.*+?^${}()|[\]\\]/g, '\\$&').replace(/\bN\b/g, '(?:\\d+|\\$\\{[^}]+\\})');
+          if (!new RegExp(pattern).test(source)) missing.push(`${file}: "${name}"`);
+        }
+      }
+    }
+    assert.deepEqual(missing, []);
+  });
+});

@@ -93,7 +93,8 @@ for (const runtime of selectedRuntimes()) {
       system = new TestSystem(runtime);
       await Promise.all([system.startApi(), system.startConsumer()]);
       const load = stream(system, 0, EVENTS);
-      await waitFor('some events stored', async () => (await system.activities.countDocuments()) > 0);
+      // Well into the stream, so the signals land with requests in flight and deliveries in hand.
+      await waitFor('a quarter of the events stored', async () => (await system.activities.countDocuments()) >= EVENTS / 4);
       const [apiExit, consumerExit] = await Promise.all([stopService(system.api!), stopService(system.consumer!)]);
       const answers = await load;
       assert.deepEqual([apiExit, consumerExit], [0, 0]);
