@@ -7,7 +7,10 @@ for (;;) {
   const client = new MongoClient(url, { serverSelectionTimeoutMS: 1000 });
   try {
     await client.db().admin().command({ ping: 1 });
-    console.log('database answers ping');
+    // Says which server the integration tests are about to run against.
+    const info = await client.db().admin().command({ buildInfo: 1 });
+    const server = 'ferretdbVersion' in info ? `FerretDB, speaking MongoDB ${info.version}` : `MongoDB ${info.version}`;
+    console.log(`database answers ping: ${server}`);
     break;
   } catch (error) {
     if (Date.now() > deadline) throw error;
