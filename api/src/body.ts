@@ -1,7 +1,7 @@
 // Reading a JSON request body: media type first, then the bytes with the size limit enforced
 // while they stream in (never buffering past it), then UTF-8 and JSON decoding.
 import type { IncomingMessage } from 'node:http';
-import { BodyTooLarge, InvalidEvent, UnsupportedMediaType } from './errors.ts';
+import { BodyTimeout, BodyTooLarge, InvalidEvent, UnsupportedMediaType } from './errors.ts';
 
 /** `application/json`, optionally with `charset=utf-8` (RFC 8259 JSON is UTF-8). */
 export function requireJson(contentType: string | undefined): void {
@@ -21,7 +21,8 @@ export class RequestAborted extends Error {
 /**
  * Reads the body, at most `maxBytes`, within `timeoutMs`. The deadline is ours rather than the
  * server's `requestTimeout`: measured on Node 20, Node 26 and Bun, a request whose headers are in
- * but whose body never finishes was not always cut by it. Past the deadline the socket is destroyed.
+ * but whose body never finishes was not always cut by it. Past the deadline reading stops and the
+ * 408 goes out with Connection: close.
  */
 export function readBody(req: IncomingMessage, maxBytes: number, timeoutMs: number): Promise<Buffer> {
   const declared = Number(req.headers['content-length']);
@@ -33,8 +34,8 @@ export function readBody(req: IncomingMessage, maxBytes: number, timeoutMs: numb
     const chunks: Buffer[] = [];
     let size = 0;
     const deadline = setTimeout(() => {
-      req.socket.destroy();
-      stop(new RequestAborted());
+      req.pause();
+      stop(new BodyTimeout(timeoutMs));
     }, timeoutMs);
     const stop = (error?: Error) => {
       clearTimeout(deadline);

@@ -2,7 +2,7 @@
 // `/problems/<code>`), the HTTP status, and any headers the answer needs.
 import type { FieldError } from '@event-tracker/shared';
 
-export type ErrorStatus = 400 | 404 | 405 | 413 | 415 | 429 | 503;
+export type ErrorStatus = 400 | 404 | 405 | 408 | 413 | 415 | 429 | 503;
 
 export class AppError extends Error {
   readonly code: string;
@@ -44,6 +44,13 @@ export class MethodNotAllowed extends AppError {
   constructor(allowed: readonly string[]) {
     const allow = allowed.join(', ');
     super('method-not-allowed', 405, 'Method Not Allowed', `This path accepts ${allow} only.`, { headers: { Allow: allow } });
+  }
+}
+
+export class BodyTimeout extends AppError {
+  constructor(timeoutMs: number) {
+    // As with 413, the rest of the body is never read.
+    super('body-timeout', 408, 'Request Timeout', `The body did not arrive within ${timeoutMs} ms.`, { headers: { Connection: 'close' } });
   }
 }
 

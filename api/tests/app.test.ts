@@ -320,18 +320,27 @@ describe('server', () => {
     assert.deepEqual([server.headersTimeout, server.requestTimeout, server.keepAliveTimeout], [10_000, 30_000, 5_000]);
   });
 
-  test('closes the connection of a client whose body does not arrive within REQUEST_TIMEOUT_MS, and serves others', async (t) => {
+  test('answers 408 and closes the connection of a client whose body does not arrive within REQUEST_TIMEOUT_MS, and serves others', async (t) => {
     const app = await startApp(t, { env: { HEADERS_TIMEOUT_MS: '100', REQUEST_TIMEOUT_MS: '200' } });
     const stalled = request(`${app.url}/api/v1/activities`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', 'content-length': '1000' },
     });
-    const failed = new Promise<NodeJS.ErrnoException>((resolve) => stalled.on('error', resolve));
+    stalled.on('error', () => {}); // the write side may see the close first
+    const answered = once(stalled, 'response') as Promise<[IncomingMessage]>;
     stalled.write('{"userId":');
     await once(app.server, 'request');
     assert.equal((await postJson(`${app.url}/api/v1/activities`, VALID_EVENT)).status, 202, 'others are served meanwhile');
-    assert.equal((await failed).code, 'ECONNRESET');
-    const line = await app.logged((entry) => entry.msg === 'request' && entry.status === 499);
+
+    const [response] = await answered;
+    assert.equal(response.statusCode, 408);
+    assert.equal(response.headers.connection, 'close');
+    assert.equal(response.headers['content-type'], 'application/problem+json; charset=utf-8');
+    const socketClosed = response.socket.destroyed ? Promise.resolve() : once(response.socket, 'close');
+    const body = JSON.parse(Buffer.concat((await response.toArray()) as Buffer[]).toString()) as ProblemDetails;
+    assert.deepEqual([body.type, body.status], ['/problems/body-timeout', 408]);
+    await socketClosed;
+    const line = await app.logged((entry) => entry.msg === 'request' && entry.status === 408);
     assert.equal(line.route, '/api/v1/activities');
   });
 });

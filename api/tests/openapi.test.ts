@@ -5,7 +5,9 @@
 import { describe, test } from 'node:test';
 import type { TestContext } from 'node:test';
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
+import { request, type IncomingMessage } from 'node:http';
 import { createApiMetrics } from '../src/apiMetrics.ts';
 import { activityRoutes } from '../src/routes/activityRoutes.ts';
 import { FakePublisher, postJson, startApp, VALID_EVENT } from './helpers.ts';
@@ -158,6 +160,17 @@ const CONTRACTS: Readonly<Record<string, { readonly valid: Record<string, unknow
 
 type Scenario = (t: TestContext) => Promise<Response>;
 
+/** POSTs headers and the start of a body that never finishes, and returns the answer as a Response. */
+async function stalledPost(url: string): Promise<Response> {
+  const upload = request(url, { method: 'POST', headers: { 'content-type': 'application/json', 'content-length': '1000' } });
+  upload.on('error', () => {}); // the server closes the connection after answering
+  upload.write('{"userId":');
+  const [answer] = (await once(upload, 'response')) as [IncomingMessage];
+  const body = Buffer.concat((await answer.toArray()) as Buffer[]);
+  const headers = new Headers(Object.entries(answer.headers).map(([name, value]) => [name, String(value)]));
+  return new Response(body, { status: answer.statusCode!, headers });
+}
+
 /** One request per documented (operation, status) that makes the API answer with that status. */
 function scenarios(): Map<string, Scenario> {
   const found = new Map<string, Scenario>();
@@ -169,6 +182,7 @@ function scenarios(): Map<string, Scenario> {
     };
     found.set(`POST ${path} 202`, (t) => post(t, valid));
     found.set(`POST ${path} 400`, (t) => post(t, invalid));
+    found.set(`POST ${path} 408`, async (t) => stalledPost(`${(await startApp(t, { env: { HEADERS_TIMEOUT_MS: '100', REQUEST_TIMEOUT_MS: '200' } })).url}${path}`));
     found.set(`POST ${path} 413`, (t) => post(t, { ...valid, [payloadField]: { text: 'x'.repeat(200) } }, { env: { MAX_BODY_BYTES: '100' } }));
     found.set(`POST ${path} 415`, (t) => post(t, valid, { headers: { 'content-type': 'text/plain' } }));
     found.set(`POST ${path} 503`, (t) => post(t, valid, { broken: true }));

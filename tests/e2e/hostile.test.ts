@@ -174,6 +174,8 @@ for (const runtime of selectedRuntimes()) {
       slowBody.write('POST /api/v1/activities HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n{"userId":');
       slowHeaders.on('error', () => {});
       slowBody.on('error', () => {});
+      const bodyAnswer: Buffer[] = [];
+      slowBody.on('data', (chunk: Buffer) => bodyAnswer.push(chunk));
 
       const meanwhile = await fetch(`http://127.0.0.1:${api.port}/api/v1/activities`, {
         method: 'POST',
@@ -186,6 +188,9 @@ for (const runtime of selectedRuntimes()) {
       // `once` would reject on the EPIPE a write to the cut socket raises; only 'close' matters here.
       await Promise.all([slowHeaders, slowBody].map((socket) => new Promise((closed) => socket.on('close', closed))));
       clearInterval(trickle);
+      const answer = Buffer.concat(bodyAnswer).toString();
+      assert.match(answer, /^HTTP\/1\.1 408 /, 'the stalled body is answered 408 before the cut');
+      assert.match(answer, /"type":"\/problems\/body-timeout"/);
     });
 
     test('one address flooding does not change the answers other addresses get', async () => {
