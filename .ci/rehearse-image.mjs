@@ -6,6 +6,7 @@
 // Not rehearsed: the base images themselves, USER, and networking between containers.
 // Usage: node .ci/rehearse-image.mjs <service>   (needs RABBITMQ_URL, DATABASE_URL)
 import { execFileSync, execSync, spawn } from 'node:child_process';
+import amqp from 'amqplib';
 import { cpSync, existsSync, mkdtempSync, mkdirSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -97,6 +98,9 @@ const runEnv = {
   ...env,
   RABBITMQ_URL: process.env.RABBITMQ_URL,
   ...(definition.environment?.DATABASE_URL ? { DATABASE_URL: process.env.DATABASE_URL } : {}),
+  // A queue of its own, deleted afterwards: the compose default would consume (and store in the CI
+  // database) whatever a developer's own `user_activities` queue on the same broker holds.
+  ...(definition.environment?.QUEUE_NAME ? { QUEUE_NAME: `rehearsal_${service}_${process.pid}` } : {}),
 };
 console.log(`CMD ${cmd.join(' ')}`);
 if (!healthcheck) {
@@ -134,5 +138,11 @@ for (;;) {
 }
 child.kill('SIGTERM');
 const { code, signal } = await exited;
+if (runEnv.QUEUE_NAME) {
+  const connection = await amqp.connect(process.env.RABBITMQ_URL);
+  const channel = await connection.createChannel();
+  for (const queue of [runEnv.QUEUE_NAME, `${runEnv.QUEUE_NAME}.dead`]) await channel.deleteQueue(queue);
+  await connection.close();
+}
 if (code !== 0) throw new Error(`${service} exited with ${code ?? signal} after SIGTERM, expected 0`);
 console.log(`${service}: SIGTERM -> exit 0`);
