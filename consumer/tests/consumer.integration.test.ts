@@ -82,14 +82,7 @@ describe('consumer against RabbitMQ and the MongoDB-protocol server', { skip: se
       queue,
       db,
       lines,
-      async until(what, check, timeoutMs) {
-        try {
-          await waitFor(what, check, timeoutMs);
-        } catch (err) {
-          const recent = lines.slice(-30).map((line) => JSON.stringify(line));
-          throw new Error(`${(err as Error).message}; consumer log:\n${recent.join('\n')}`);
-        }
-      },
+      until: (what, check, timeoutMs) => waitFor(what, check, timeoutMs, () => `consumer log:\n${lines.slice(-30).map((line) => JSON.stringify(line)).join('\n')}`),
       async health() {
         const response = await fetch(`http://127.0.0.1:${port}/health`);
         return { status: response.status, body: await response.json() };
@@ -278,7 +271,8 @@ describe('consumer against RabbitMQ and the MongoDB-protocol server', { skip: se
     broker.start();
     await broker.close(); // amqp.connect is still in flight here
     const messages = lines.map((line) => line.msg);
-    assert.ok(messages.indexOf('connected to the broker') < messages.indexOf('broker channel closed'), messages.join(', '));
+    const connected = messages.indexOf('connected to the broker');
+    assert.ok(connected >= 0 && connected < messages.indexOf('broker channel closed'), messages.join(', '));
     assert.equal(broker.channelOpen, false);
     assert.equal((await queueState(queue)).consumerCount, 0);
   });

@@ -111,11 +111,14 @@ function parseJson(line: string): Record<string, unknown> | undefined {
   }
 }
 
-/** Polls `check` until it returns true; fails after `timeoutMs`. For real-process tests only. */
-export async function waitFor(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 30_000): Promise<void> {
+/**
+ * Polls `check` until it returns true; fails after `timeoutMs`, with what `explain` says (a
+ * service's recent log, say) appended. For real-process tests only.
+ */
+export async function waitFor(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 30_000, explain?: () => Promise<string> | string): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${explain ? `; ${await explain()}` : ''}`);
     await new Promise((done) => setTimeout(done, 100));
   }
 }

@@ -77,14 +77,13 @@ export class TestSystem {
   }
 
   /** Waits until the collection holds `count` documents (or fails after `timeoutMs`). */
-  async waitForStored(count: number, timeoutMs = 60_000): Promise<void> {
-    try {
-      await waitFor(`${count} stored events`, async () => (await this.activities.countDocuments()) >= count, timeoutMs);
-    } catch (err) {
-      // The consumer's own account is what explains a stall.
-      const stored = await this.activities.countDocuments().catch(() => 'unknown');
-      throw new Error(`${(err as Error).message} (${stored} stored); consumer log tail:\n${this.consumer?.logs.slice(-60).join('\n')}`);
-    }
+  waitForStored(count: number, timeoutMs = 60_000): Promise<void> {
+    const stored = () => this.activities.countDocuments();
+    // The consumer's own account is what explains a stall.
+    return waitFor(`${count} stored events`, async () => (await stored()) >= count, timeoutMs, async () => {
+      const now = await stored().catch(() => 'unknown');
+      return `${now} stored; consumer log tail:\n${this.consumer?.logs.slice(-60).join('\n')}`;
+    });
   }
 
   async stop(): Promise<void> {
