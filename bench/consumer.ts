@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import amqp from 'amqplib';
 import { MongoClient } from 'mongodb';
-import { assertTopology } from '../api/src/topology.ts';
+import { assertTopology } from '@event-tracker/common/topology.ts';
 import { clearQueues, requireEnv, startService, stopService, table, type Runtime } from './support.ts';
 
 const rabbitmqUrl = requireEnv('RABBITMQ_URL');

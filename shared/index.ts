@@ -61,6 +61,8 @@ export interface ProblemDetails {
   readonly title: string;
   readonly status: number;
   readonly detail: string;
+  /** On a 503: the event's id. A retry with it is stored once, whether or not the broker has it. */
+  readonly id?: string;
   readonly errors?: readonly FieldError[];
 }
 

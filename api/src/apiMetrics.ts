@@ -1,5 +1,5 @@
 // The API's Prometheus metrics, registered once and handed to the app.
-import { Counter, Gauge, Histogram, Registry } from './metrics.ts';
+import { Counter, Gauge, Histogram, Registry } from '@event-tracker/common/metrics.ts';
 
 export interface ApiMetrics {
   readonly registry: Registry;

@@ -4,13 +4,14 @@ import { createServer } from 'node:http';
 import type { Server } from 'node:http';
 import type { ApiMetrics } from './apiMetrics.ts';
 import type { Config } from './config.ts';
-import type { Logger } from './logger.ts';
+import type { Logger } from '@event-tracker/common/logger.ts';
 import type { Publisher } from './publisher.ts';
 import type { SlidingLogLimiter } from './middlewares/rateLimiter.ts';
 import { RequestAborted } from './body.ts';
 import { clientAddress, clientKey } from './clientKey.ts';
 import { enforceRateLimit } from './middlewares/rateLimiter.ts';
 import { writeProblem } from './problem.ts';
+import { requestPath } from '@event-tracker/common/requestPath.ts';
 import { activityRoutes, resolveRoute } from './routes/activityRoutes.ts';
 
 export interface AppDeps {
@@ -49,7 +50,7 @@ export function createApp(deps: AppDeps): Server {
     },
     async (req, res) => {
       const started = now();
-      const path = (req.url ?? '').split('?')[0] ?? '';
+      const path = requestPath(req.url);
       const route = routes.has(path) ? path : 'unmatched';
       const forwardedFor = req.headers['x-forwarded-for'];
       const client = clientKey(clientAddress(req.socket.remoteAddress, typeof forwardedFor === 'string' ? forwardedFor : undefined, config.trustProxy));

@@ -1,6 +1,7 @@
 // Reading a JSON request body: media type first, then the bytes with the size limit enforced
 // while they stream in (never buffering past it), then UTF-8 and JSON decoding.
 import type { IncomingMessage } from 'node:http';
+import { decodeJson } from '@event-tracker/common/json.ts';
 import { BodyTimeout, BodyTooLarge, InvalidEvent, UnsupportedMediaType } from './errors.ts';
 
 /** `application/json`, optionally with `charset=utf-8` (RFC 8259 JSON is UTF-8). */
@@ -58,19 +59,8 @@ export function readBody(req: IncomingMessage, maxBytes: number, timeoutMs: numb
   });
 }
 
-const utf8 = new TextDecoder('utf-8', { fatal: true });
-
 export function parseJson(body: Buffer): unknown {
-  if (body.length === 0) throw new InvalidEvent('The body is empty; send the event as a JSON object.');
-  let text: string;
-  try {
-    text = utf8.decode(body);
-  } catch {
-    throw new InvalidEvent('The body is not valid UTF-8.');
-  }
-  try {
-    return JSON.parse(text) as unknown;
-  } catch (error) {
-    throw new InvalidEvent(`The body is not valid JSON: ${(error as Error).message}.`);
-  }
+  const decoded = decodeJson(body);
+  if (decoded.ok) return decoded.value;
+  throw new InvalidEvent(body.length === 0 ? `${decoded.reason}; send the event as a JSON object.` : `${decoded.reason}.`);
 }

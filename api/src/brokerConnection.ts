@@ -1,13 +1,13 @@
 // The RabbitMQ connection behind the publisher. amqplib 2's built-in recovery reconnects with
 // capped exponential back-off and jitter; after every (re)connect, `setup` opens a confirm
 // channel, declares the topology and hands the channel to the publisher.
-import type { EventEmitter } from 'node:events';
 import amqp from 'amqplib';
 import type { ChannelModel, ConfirmChannel } from 'amqplib';
-import type { Logger } from './logger.ts';
+import { CONNECT_TIMEOUT_MS, closeWithin, withHeartbeat } from '@event-tracker/common/amqp.ts';
+import type { Logger } from '@event-tracker/common/logger.ts';
 import type { ConfirmPublisher } from './publisher.ts';
-import type { TopologyOptions } from './topology.ts';
-import { assertTopology } from './topology.ts';
+import type { TopologyOptions } from '@event-tracker/common/topology.ts';
+import { assertTopology } from '@event-tracker/common/topology.ts';
 
 export interface BrokerOptions {
   readonly url: string;
@@ -25,9 +25,6 @@ export interface BrokerConnection {
   /** Closes the channel, then the connection, and stops reconnecting. */
   close(): Promise<void>;
 }
-
-/** Bounds the TCP connect and AMQP handshake of one attempt; a black-holed broker must not stall recovery. */
-const CONNECT_TIMEOUT_MS = 10_000;
 
 export async function connectBroker(options: BrokerOptions): Promise<BrokerConnection> {
   const { publisher, logger, topology } = options;
@@ -108,29 +105,8 @@ export async function connectBroker(options: BrokerOptions): Promise<BrokerConne
       closing = true;
       const open = current;
       if (open === null) return recovering.close();
-      await closeAndWait(open.channel, () => open.channel.close(), logger);
-      await closeAndWait(open.model, () => recovering.close(), logger);
+      await closeWithin(open.channel, () => open.channel.close());
+      await closeWithin(open.model, () => recovering.close());
     },
   };
-}
-
-/**
- * amqplib's close() settles on the broker's CloseOk, and never if the connection dies first; the
- * 'close' event comes either way. Waits for whichever is first, so a shutdown cannot hang.
- */
-function closeAndWait(emitter: EventEmitter, close: () => Promise<void>, logger: Logger): Promise<void> {
-  return new Promise((resolve) => {
-    emitter.once('close', () => resolve());
-    close().then(resolve, (err: unknown) => {
-      logger.warn('closing the broker connection failed', { err });
-      resolve();
-    });
-  });
-}
-
-/** amqplib takes the heartbeat only from the URL's query when given a URL string. */
-function withHeartbeat(url: string, seconds: number): string {
-  const parsed = new URL(url);
-  parsed.searchParams.set('heartbeat', String(seconds));
-  return parsed.toString();
 }

@@ -1,10 +1,11 @@
 // Settings from the environment, checked once at start-up. `loadConfig` is pure: it reads the
 // object it is given (only server.ts passes process.env) and throws one error naming every bad variable.
-import { EnvReader, readBrokerSettings } from './env.ts';
-import type { LevelName } from './logger.ts';
-import type { TopologyOptions } from './topology.ts';
+import { EnvReader, readBrokerSettings } from '@event-tracker/common/env.ts';
+import { MAX_EVENT_BYTES } from '@event-tracker/common/eventContract.ts';
+import type { LevelName } from '@event-tracker/common/logger.ts';
+import type { TopologyOptions } from '@event-tracker/common/topology.ts';
 
-export { ConfigError } from './env.ts';
+export { ConfigError } from '@event-tracker/common/env.ts';
 
 export const DEFAULTS = {
   API_HOST: '0.0.0.0',
@@ -60,7 +61,8 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     host: read.text('API_HOST'),
     port: read.integer('API_PORT', 0, 65_535),
     topology,
-    maxBodyBytes: read.integer('MAX_BODY_BYTES', 1),
+    // Bounded so that every event fits a MongoDB document with room to spare (see MAX_EVENT_BYTES).
+    maxBodyBytes: read.integer('MAX_BODY_BYTES', 1, MAX_EVENT_BYTES),
     publishTimeoutMs: read.integer('PUBLISH_TIMEOUT_MS', 1),
     maxUnconfirmed: read.integer('MAX_UNCONFIRMED', 1),
     heartbeatSeconds,

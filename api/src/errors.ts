@@ -10,13 +10,15 @@ export class AppError extends Error {
   readonly title: string;
   readonly headers: Readonly<Record<string, string>>;
   readonly errors: readonly FieldError[] | undefined;
+  /** The event's id, on answers where a retry with it is the way forward. */
+  readonly id: string | undefined;
 
   constructor(
     code: string,
     status: ErrorStatus,
     title: string,
     detail: string,
-    extra: { headers?: Record<string, string>; errors?: readonly FieldError[]; cause?: unknown } = {},
+    extra: { headers?: Record<string, string>; errors?: readonly FieldError[]; id?: string; cause?: unknown } = {},
   ) {
     super(detail, { cause: extra.cause });
     this.name = new.target.name;
@@ -25,6 +27,7 @@ export class AppError extends Error {
     this.title = title;
     this.headers = extra.headers ?? {};
     this.errors = extra.errors;
+    this.id = extra.id;
   }
 }
 
@@ -78,11 +81,28 @@ export class RateLimited extends AppError {
 /** How long a client should wait after a 503: about one reconnect attempt of the broker connection. */
 export const QUEUE_RETRY_AFTER_SECONDS = 5;
 
+const RETRY_AFTER = { 'Retry-After': String(QUEUE_RETRY_AFTER_SECONDS) };
+
+/** Nothing reached the broker, or it refused the event: it is not stored. */
 export class QueueUnavailable extends AppError {
-  constructor(detail: string, cause?: unknown) {
-    super('queue-unavailable', 503, 'Service Unavailable', `The event was not accepted: ${detail}. It is safe to retry.`, {
-      headers: { 'Retry-After': String(QUEUE_RETRY_AFTER_SECONDS) },
+  constructor(detail: string, id: string, cause?: unknown) {
+    super('queue-unavailable', 503, 'Service Unavailable', `The event was not accepted: ${detail}. Retry with id ${id}; it is stored once.`, {
+      headers: RETRY_AFTER,
+      id,
       cause,
     });
+  }
+}
+
+/** The event was sent but never confirmed: the broker may hold it, so only a retry with its id is safe. */
+export class PublishOutcomeUnknown extends AppError {
+  constructor(detail: string, id: string, cause?: unknown) {
+    super(
+      'publish-outcome-unknown',
+      503,
+      'Service Unavailable',
+      `The event may or may not have been queued: ${detail}. Retry with id ${id}; it is stored once either way.`,
+      { headers: RETRY_AFTER, id, cause },
+    );
   }
 }

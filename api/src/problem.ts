@@ -2,15 +2,21 @@
 // `/problems/<code>`; anything else is a bug, logged in full and answered with a bare 500.
 import type { ServerResponse } from 'node:http';
 import type { ProblemDetails } from '@event-tracker/shared';
-import type { Logger } from './logger.ts';
+import type { Logger } from '@event-tracker/common/logger.ts';
 import { AppError } from './errors.ts';
 import { send } from './respond.ts';
 
 export const PROBLEM_CONTENT_TYPE = 'application/problem+json; charset=utf-8';
 
 export function problemOf(error: AppError): ProblemDetails {
-  const problem = { type: `/problems/${error.code}`, title: error.title, status: error.status, detail: error.message };
-  return error.errors === undefined ? problem : { ...problem, errors: error.errors };
+  return {
+    type: `/problems/${error.code}`,
+    title: error.title,
+    status: error.status,
+    detail: error.message,
+    ...(error.id === undefined ? {} : { id: error.id }),
+    ...(error.errors === undefined ? {} : { errors: error.errors }),
+  };
 }
 
 const INTERNAL: ProblemDetails = {

@@ -2,10 +2,14 @@
 // and did not return it as unroutable; every publish ends within `publishTimeoutMs`.
 import type { Message, Options } from 'amqplib';
 import type { QueueMessage, ReceivedAtHeader } from '@event-tracker/shared';
-import { QueueUnavailable } from './errors.ts';
+import { PublishOutcomeUnknown, QueueUnavailable } from './errors.ts';
 
 export interface Publisher {
-  /** Resolves once the broker has confirmed the message; rejects with QueueUnavailable otherwise. */
+  /**
+   * Resolves once the broker has confirmed the message. Rejects with QueueUnavailable when it was
+   * not sent or the broker refused it, and with PublishOutcomeUnknown when it was sent but never
+   * confirmed (the broker may hold it).
+   */
   publish(message: QueueMessage, receivedAt: Date): Promise<void>;
   /** True while a channel is open and the broker is not blocking publishers. */
   isReady(): boolean;
@@ -85,28 +89,22 @@ export class ConfirmPublisher implements Publisher {
 
   publish(message: QueueMessage, receivedAt: Date): Promise<void> {
     const channel = this.#channel;
-    if (channel === null) return Promise.reject(new QueueUnavailable('the broker connection is down'));
-    if (this.#blocked) return Promise.reject(new QueueUnavailable('the broker is refusing publishes (resource alarm)'));
+    const { id } = message;
+    if (channel === null) return Promise.reject(new QueueUnavailable('the broker connection is down', id));
+    if (this.#blocked) return Promise.reject(new QueueUnavailable('the broker is refusing publishes (resource alarm)', id));
     if (this.#inFlight.size >= this.#options.maxUnconfirmed) {
-      return Promise.reject(new QueueUnavailable('too many events are waiting for the broker'));
+      return Promise.reject(new QueueUnavailable('too many events are waiting for the broker', id));
     }
 
     const { queueName, publishTimeoutMs } = this.#options;
     const entry: InFlight = { messageId: message.id, returned: false };
     // Counted until the broker answers, even past a timeout: the channel still holds it.
     this.#inFlight.add(entry);
-    const content = Buffer.from(JSON.stringify(message));
-    const properties: Options.Publish = {
-      persistent: true,
-      mandatory: true,
-      contentType: 'application/json',
-      messageId: message.id,
-      timestamp: Math.floor(receivedAt.getTime() / 1000),
-      headers: { [RECEIVED_AT]: receivedAt.toISOString() },
-    };
+    const { content, properties } = encodeMessage(message, receivedAt);
 
     return new Promise((resolve, reject) => {
       let settled = false;
+      let sent = false;
       const settle = (error?: Error): void => {
         if (settled) return;
         settled = true;
@@ -114,26 +112,32 @@ export class ConfirmPublisher implements Publisher {
         if (error === undefined) resolve();
         else reject(error);
       };
-      const timer = setTimeout(() => settle(new QueueUnavailable(`no broker confirm within ${publishTimeoutMs} ms`)), publishTimeoutMs);
+      const timer = setTimeout(() => {
+        const late = `within ${publishTimeoutMs} ms`;
+        // Still waiting for 'drain', it was never sent (send() sees `settled` and drops it).
+        settle(sent ? new PublishOutcomeUnknown(`no broker confirm ${late}`, id) : new QueueUnavailable(`the broker connection had no room for it ${late}`, id));
+      }, publishTimeoutMs);
 
       const send = (): void => {
         if (settled || this.#channel !== channel) {
           this.#inFlight.delete(entry);
-          settle(new QueueUnavailable('the broker connection was lost'));
+          settle(new QueueUnavailable('the broker connection was lost', id));
           return;
         }
         try {
+          sent = true;
           const writable = channel.sendToQueue(queueName, content, properties, (err) => {
             this.#inFlight.delete(entry);
-            if (err) settle(new QueueUnavailable('the broker did not confirm the event', err));
-            else if (entry.returned) settle(new QueueUnavailable(`queue "${queueName}" does not exist`));
+            if (err) settle(confirmFailure(err, id));
+            else if (entry.returned) settle(new QueueUnavailable(`queue "${queueName}" does not exist`, id));
             else settle();
           });
           if (!writable) this.#saturated = true;
         } catch (error) {
-          // amqplib throws synchronously on a channel that is closing.
+          // amqplib throws synchronously on a channel that is closing, before anything is written.
+          sent = false;
           this.#inFlight.delete(entry);
-          settle(new QueueUnavailable('the broker channel is closing', error));
+          settle(new QueueUnavailable('the broker channel is closing', id, error));
         }
       };
 
@@ -148,4 +152,32 @@ export class ConfirmPublisher implements Publisher {
     this.#waitingForDrain = [];
     for (const send of waiting) send();
   }
+}
+
+/**
+ * The AMQP message for an event: its JSON body, persistent and mandatory (a return means no queue
+ * took it), `messageId` = `id` (the consumer's idempotency key) and the receive time.
+ */
+export function encodeMessage(message: QueueMessage, receivedAt: Date): { readonly content: Buffer; readonly properties: Options.Publish } {
+  return {
+    content: Buffer.from(JSON.stringify(message)),
+    properties: {
+      persistent: true,
+      mandatory: true,
+      contentType: 'application/json',
+      messageId: message.id,
+      timestamp: Math.floor(receivedAt.getTime() / 1000),
+      headers: { [RECEIVED_AT]: receivedAt.toISOString() },
+    },
+  };
+}
+
+/**
+ * amqplib fails a confirm callback in two ways (lib/channel.js): the broker's basic.nack ("message
+ * nacked": it refused the message, which is not queued) or the channel closing first ("channel
+ * closed": the message may have reached the queue before the confirm was lost).
+ */
+function confirmFailure(err: unknown, id: string): QueueUnavailable | PublishOutcomeUnknown {
+  if (err instanceof Error && err.message === 'message nacked') return new QueueUnavailable('the broker refused the event', id, err);
+  return new PublishOutcomeUnknown('the broker connection was lost before it confirmed the event', id, err);
 }

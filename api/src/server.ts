@@ -5,7 +5,7 @@ import { createApp } from './app.ts';
 import { connectBroker } from './brokerConnection.ts';
 import { ConfigError, loadConfig } from './config.ts';
 import type { Config } from './config.ts';
-import { createLogger } from './logger.ts';
+import { createLogger } from '@event-tracker/common/logger.ts';
 import { SlidingLogLimiter, startSweeping } from './middlewares/rateLimiter.ts';
 import { ConfirmPublisher } from './publisher.ts';
 import { shutDown } from './shutdown.ts';

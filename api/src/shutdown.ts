@@ -1,7 +1,7 @@
 // Graceful shutdown: stop accepting, let in-flight requests finish (their broker confirms
 // included) up to a deadline, then close the broker connection.
 import type { Server } from 'node:http';
-import type { Logger } from './logger.ts';
+import type { Logger } from '@event-tracker/common/logger.ts';
 
 /** How often keep-alive sockets are checked for having fallen idle while draining. */
 const IDLE_SWEEP_MS = 100;

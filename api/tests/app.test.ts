@@ -135,15 +135,30 @@ describe('POST /api/v1/activities', () => {
     assert.deepEqual(await health.json(), { status: 'unavailable', checks: { rabbitmq: 'down' } });
   });
 
-  for (const reason of ['the broker did not confirm the event', 'no broker confirm within 5000 ms', 'queue "user_activities" does not exist']) {
-    test(`answers 503, never 202, when publishing fails: ${reason}`, async (t) => {
-      const app = await startApp(t);
-      app.publisher.failWith(reason);
-      const response = await postJson(`${app.url}/api/v1/activities`, VALID_EVENT);
-      assert.equal(response.status, 503);
-      assert.equal((await problem(response)).detail, `The event was not accepted: ${reason}. It is safe to retry.`);
-    });
-  }
+  test('answers 503 queue-unavailable with the event id when the event was not queued, and a retry with it is the way forward', async (t) => {
+    const app = await startApp(t);
+    app.publisher.failWith('refused', 'the broker refused the event');
+    const id = '5f0c6f3e-8a6b-4c1e-9f3a-2d7b1e4c9a00';
+    const response = await postJson(`${app.url}/api/v1/activities`, { ...VALID_EVENT, id });
+    assert.equal(response.status, 503);
+    assert.equal(response.headers.get('retry-after'), '5');
+    const body = await problem(response);
+    assert.equal(body.type, '/problems/queue-unavailable');
+    assert.equal(body.id, id);
+    assert.equal(body.detail, `The event was not accepted: the broker refused the event. Retry with id ${id}; it is stored once.`);
+  });
+
+  test('answers 503 publish-outcome-unknown with the generated id when no confirm came, saying the broker may hold the event', async (t) => {
+    const app = await startApp(t);
+    app.publisher.failWith('unknown', 'no broker confirm within 5000 ms');
+    const response = await postJson(`${app.url}/api/v1/activities`, VALID_EVENT);
+    assert.equal(response.status, 503);
+    assert.equal(response.headers.get('retry-after'), '5');
+    const body = await problem(response);
+    assert.equal(body.type, '/problems/publish-outcome-unknown');
+    assert.match(body.id ?? '', /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    assert.equal(body.detail, `The event may or may not have been queued: no broker confirm within 5000 ms. Retry with id ${body.id}; it is stored once either way.`);
+  });
 
   test('answers a bare 500 and logs the error when something unexpected breaks', async (t) => {
     const app = await startApp(t, {

@@ -9,9 +9,9 @@ import { TcpProxy } from '../../tests/support/tcpProxy.ts';
 import { waitFor } from '../../tests/support/processes.ts';
 import { connectBroker } from '../src/brokerConnection.ts';
 import { loadConfig } from '../src/config.ts';
-import { createLogger } from '../src/logger.ts';
+import { createLogger } from '@event-tracker/common/logger.ts';
 import { ConfirmPublisher } from '../src/publisher.ts';
-import { deadLetterQueueName } from '../src/topology.ts';
+import { deadLetterQueueName } from '@event-tracker/common/topology.ts';
 import { postJson, startApp, VALID_EVENT } from './helpers.ts';
 
 const FAST = { AMQP_HEARTBEAT_SECONDS: '1', PUBLISH_TIMEOUT_MS: '1000' };

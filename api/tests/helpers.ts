@@ -10,9 +10,9 @@ import { createApiMetrics } from '../src/apiMetrics.ts';
 import type { ApiMetrics } from '../src/apiMetrics.ts';
 import { createApp } from '../src/app.ts';
 import { loadConfig } from '../src/config.ts';
-import { createLogger } from '../src/logger.ts';
+import { createLogger } from '@event-tracker/common/logger.ts';
 import { SlidingLogLimiter } from '../src/middlewares/rateLimiter.ts';
-import { QueueUnavailable } from '../src/errors.ts';
+import { PublishOutcomeUnknown, QueueUnavailable, type AppError } from '../src/errors.ts';
 
 export type LogLine = Readonly<Record<string, unknown>> & { readonly level: number; readonly msg: string };
 
@@ -31,11 +31,15 @@ export function fakeClock(start = Date.UTC(2024, 0, 1)) {
 export class FakePublisher implements Publisher {
   readonly published: Array<{ readonly message: QueueMessage; readonly receivedAt: Date }> = [];
   ready = true;
-  #failure: QueueUnavailable | undefined;
+  #failure: ((id: string) => AppError) | undefined;
 
-  /** Every later publish rejects with `reason` (a nack, a timeout, a return) until failWith(undefined). */
-  failWith(reason: string | undefined): void {
-    this.#failure = reason === undefined ? undefined : new QueueUnavailable(reason);
+  /**
+   * Every later publish fails until failWith(undefined): `refused` as when nothing reached the
+   * broker or it nacked or returned the event, `unknown` as when no confirm came.
+   */
+  failWith(kind: 'refused' | 'unknown' | undefined, reason = 'the broker refused the event'): void {
+    if (kind === undefined) this.#failure = undefined;
+    else this.#failure = (id) => (kind === 'refused' ? new QueueUnavailable(reason, id) : new PublishOutcomeUnknown(reason, id));
   }
 
   isReady(): boolean {
@@ -43,8 +47,8 @@ export class FakePublisher implements Publisher {
   }
 
   async publish(message: QueueMessage, receivedAt: Date): Promise<void> {
-    if (!this.ready) throw new QueueUnavailable('the broker connection is down');
-    if (this.#failure !== undefined) throw this.#failure;
+    if (!this.ready) throw new QueueUnavailable('the broker connection is down', message.id);
+    if (this.#failure !== undefined) throw this.#failure(message.id);
     this.published.push({ message, receivedAt });
   }
 }

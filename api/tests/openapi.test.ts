@@ -270,7 +270,7 @@ describe('openapi.json: requests that match no operation', () => {
 });
 
 /** Inputs beyond the scenarios: whatever they get must be a code documented for the operation. */
-const PROBES: ReadonlyArray<{ readonly label: string; readonly body: string | Uint8Array; readonly headers?: Record<string, string>; readonly nack?: boolean }> = [
+const PROBES: ReadonlyArray<{ readonly label: string; readonly body: string | Uint8Array; readonly headers?: Record<string, string>; readonly failure?: 'refused' | 'unknown' }> = [
   { label: 'malformed JSON', body: '{"userId":' },
   { label: 'an empty body', body: '' },
   { label: 'a JSON array', body: '[]' },
@@ -284,7 +284,8 @@ const PROBES: ReadonlyArray<{ readonly label: string; readonly body: string | Ui
   { label: 'a __proto__ payload key', body: '{"userId":"u","eventType":"e","timestamp":"2023-10-27T10:00:00Z","payload":{"__proto__":{"x":1}}}' },
   { label: 'a leap second', body: JSON.stringify({ ...VALID_EVENT, timestamp: '2016-12-31T23:59:60Z' }) },
   { label: 'a legacy event with a string user_id', body: JSON.stringify({ user_id: 'u-1', event_type: 'login', timestamp: '2023-10-27T10:00:00Z' }) },
-  { label: 'a publish the broker nacks', body: JSON.stringify(VALID_EVENT), nack: true },
+  { label: 'a publish the broker nacks', body: JSON.stringify(VALID_EVENT), failure: 'refused' },
+  { label: 'a publish never confirmed', body: JSON.stringify(VALID_EVENT), failure: 'unknown' },
 ];
 
 describe('openapi.json: other inputs get documented codes only', () => {
@@ -293,7 +294,7 @@ describe('openapi.json: other inputs get documented codes only', () => {
     for (const probe of PROBES) {
       test(`POST ${path} with ${probe.label} answers a documented code`, async (t) => {
         const app = await startApp(t);
-        if (probe.nack === true) app.publisher.failWith('the broker did not confirm the event');
+        if (probe.failure !== undefined) app.publisher.failWith(probe.failure);
         const answer = await send(app, 'POST', path, probe.body, probe.headers ?? { 'content-type': 'application/json' });
         const documentedResponse = responses[String(answer.status)];
         assert.ok(documentedResponse !== undefined, `POST ${path} with ${probe.label} answered ${answer.status}, which openapi.json does not list`);

@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { TestContext } from 'node:test';
-import { BodyTooLarge, InvalidEvent, MethodNotAllowed, NotFound, QueueUnavailable, RateLimited, UnsupportedMediaType } from '../src/errors.ts';
-import { createLogger } from '../src/logger.ts';
+import { BodyTooLarge, InvalidEvent, MethodNotAllowed, NotFound, PublishOutcomeUnknown, QueueUnavailable, RateLimited, UnsupportedMediaType } from '../src/errors.ts';
+import { createLogger } from '@event-tracker/common/logger.ts';
 import { writeProblem } from '../src/problem.ts';
 
 /** Answers every request by handing `error` to the problem writer; returns the URL and the log lines. */
@@ -28,7 +28,8 @@ describe('writeProblem', () => {
     [new BodyTooLarge(10), 413, '/problems/body-too-large', { connection: 'close' }],
     [new UnsupportedMediaType(), 415, '/problems/unsupported-media-type', {}],
     [new RateLimited(7), 429, '/problems/rate-limited', { 'retry-after': '7' }],
-    [new QueueUnavailable('the broker connection is down'), 503, '/problems/queue-unavailable', { 'retry-after': '5' }],
+    [new QueueUnavailable('the broker connection is down', 'e-1'), 503, '/problems/queue-unavailable', { 'retry-after': '5' }],
+    [new PublishOutcomeUnknown('no broker confirm within 5000 ms', 'e-1'), 503, '/problems/publish-outcome-unknown', { 'retry-after': '5' }],
   ] as const;
 
   for (const [error, status, type, headers] of cases) {
@@ -39,7 +40,8 @@ describe('writeProblem', () => {
       assert.equal(response.headers.get('content-type'), 'application/problem+json; charset=utf-8');
       for (const [name, value] of Object.entries(headers)) assert.equal(response.headers.get(name), value);
       const body = (await response.json()) as Record<string, unknown>;
-      assert.deepEqual(Object.keys(body).filter((key) => key !== 'errors'), ['type', 'title', 'status', 'detail']);
+      const members = status === 503 ? ['type', 'title', 'status', 'detail', 'id'] : ['type', 'title', 'status', 'detail'];
+      assert.deepEqual(Object.keys(body).filter((key) => key !== 'errors'), members);
       assert.equal(body.type, type);
       assert.equal(body.status, status);
       assert.equal(body.detail, error.message);

@@ -1,7 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { QueueMessage } from '@event-tracker/shared';
-import { QueueUnavailable } from '../src/errors.ts';
+import { PublishOutcomeUnknown, QueueUnavailable } from '../src/errors.ts';
 import { ConfirmPublisher } from '../src/publisher.ts';
 import { FakeChannel } from './helpers.ts';
 
@@ -21,8 +21,14 @@ function attached(options: { publishTimeoutMs?: number; maxUnconfirmed?: number 
   return { publisher, channel };
 }
 
+/** Nothing was queued: the broker never got the event, or refused it. */
 async function rejectsUnavailable(promise: Promise<void>, detail: RegExp): Promise<void> {
-  await assert.rejects(promise, (error: unknown) => error instanceof QueueUnavailable && detail.test(error.message));
+  await assert.rejects(promise, (error: unknown) => error instanceof QueueUnavailable && detail.test(error.message) && error.id === MESSAGE.id);
+}
+
+/** Sent but never confirmed: the broker may hold the event. */
+async function rejectsUnknown(promise: Promise<void>, detail: RegExp): Promise<void> {
+  await assert.rejects(promise, (error: unknown) => error instanceof PublishOutcomeUnknown && detail.test(error.message) && error.id === MESSAGE.id);
 }
 
 describe('ConfirmPublisher', () => {
@@ -52,11 +58,11 @@ describe('ConfirmPublisher', () => {
     assert.equal(publisher.unconfirmed, 0);
   });
 
-  test('rejects with QueueUnavailable when the broker nacks', async () => {
+  test('rejects with QueueUnavailable when the broker nacks: it refused the event', async () => {
     const { publisher, channel } = attached();
     const published = publisher.publish(MESSAGE, RECEIVED_AT);
     channel.nack();
-    await rejectsUnavailable(published, /did not confirm/);
+    await rejectsUnavailable(published, /the broker refused the event/);
   });
 
   test('fails a confirmed message that the broker returned first as unroutable', async () => {
@@ -78,22 +84,22 @@ describe('ConfirmPublisher', () => {
     await rejectsUnavailable(returned, /does not exist/);
   });
 
-  test('rejects when no confirm arrives within the publish timeout, and a late confirm changes nothing', async (t) => {
+  test('rejects with PublishOutcomeUnknown when no confirm arrives within the publish timeout, and a late confirm changes nothing', async (t) => {
     t.mock.timers.enable({ apis: ['setTimeout'] });
     const { publisher, channel } = attached({ publishTimeoutMs: 250 });
     const published = publisher.publish(MESSAGE, RECEIVED_AT);
     t.mock.timers.tick(250);
-    await rejectsUnavailable(published, /no broker confirm within 250 ms/);
+    await rejectsUnknown(published, /no broker confirm within 250 ms/);
     assert.equal(publisher.unconfirmed, 1, 'still counted: the channel still holds it');
     channel.ack();
     assert.equal(publisher.unconfirmed, 0);
   });
 
-  test('fails every pending publish when the channel closes, and later ones at once', async () => {
+  test('fails every pending publish as of unknown outcome when the channel closes, and later ones at once as unavailable', async () => {
     const { publisher, channel } = attached();
     const pending = publisher.publish(MESSAGE, RECEIVED_AT);
     channel.close();
-    await rejectsUnavailable(pending, /did not confirm/);
+    await rejectsUnknown(pending, /connection was lost before it confirmed/);
     assert.equal(publisher.isReady(), false);
     await rejectsUnavailable(publisher.publish(MESSAGE, RECEIVED_AT), /connection is down/);
   });
@@ -143,14 +149,15 @@ describe('ConfirmPublisher', () => {
     await Promise.all([first, held]);
   });
 
-  test('a publish held for drain still ends within the publish timeout', async (t) => {
+  test('a publish held for drain still ends within the publish timeout, as unavailable since it was never sent', async (t) => {
     t.mock.timers.enable({ apis: ['setTimeout'] });
     const { publisher, channel } = attached({ publishTimeoutMs: 100 });
     channel.writable = false;
-    void publisher.publish(MESSAGE, RECEIVED_AT).catch(() => {});
+    const sent = publisher.publish(MESSAGE, RECEIVED_AT);
     const held = publisher.publish(MESSAGE, RECEIVED_AT);
     t.mock.timers.tick(100);
-    await rejectsUnavailable(held, /no broker confirm within 100 ms/);
+    await rejectsUnknown(sent, /no broker confirm within 100 ms/);
+    await rejectsUnavailable(held, /had no room for it within 100 ms/);
     channel.emit('drain');
     assert.equal(channel.sent.length, 1, 'a timed-out publish is never sent');
     assert.equal(publisher.unconfirmed, 1);
@@ -162,7 +169,7 @@ describe('ConfirmPublisher', () => {
     const first = publisher.publish(MESSAGE, RECEIVED_AT);
     const held = publisher.publish(MESSAGE, RECEIVED_AT);
     channel.close();
-    await rejectsUnavailable(first, /did not confirm/);
+    await rejectsUnknown(first, /connection was lost before it confirmed/);
     await rejectsUnavailable(held, /connection was lost/);
     assert.equal(publisher.unconfirmed, 0);
   });

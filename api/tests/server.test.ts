@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { deleteQueues, servicesMissing, serviceUrl, uniqueName } from '../../tests/support/services.ts';
 import { root, runtimeMissing, scriptCommand, selectedRuntimes, startService, stopService } from '../../tests/support/processes.ts';
-import { deadLetterQueueName } from '../src/topology.ts';
+import { deadLetterQueueName } from '@event-tracker/common/topology.ts';
 import { VALID_EVENT, postJson } from './helpers.ts';
 
 const PATH = `${join(root, 'node_modules/.bin')}:${process.env.PATH}`;

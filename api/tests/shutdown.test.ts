@@ -2,7 +2,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { QueueMessage } from '@event-tracker/shared';
 import type { Publisher } from '../src/publisher.ts';
-import { createLogger } from '../src/logger.ts';
+import { createLogger } from '@event-tracker/common/logger.ts';
 import { shutDown } from '../src/shutdown.ts';
 import { postJson, startApp, VALID_EVENT } from './helpers.ts';
 

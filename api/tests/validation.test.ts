@@ -2,7 +2,8 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { FieldError } from '@event-tracker/shared';
 import { InvalidEvent } from '../src/errors.ts';
-import { MAX_REPORTED_ERRORS, validateActivity, validateLegacyTrack } from '../src/validation.ts';
+import { MAX_REPORTED_ERRORS } from '@event-tracker/common/eventContract.ts';
+import { validateActivity, validateLegacyTrack } from '../src/validation.ts';
 import { VALID_EVENT } from './helpers.ts';
 
 /** The field errors `validate` throws for `body`. */
@@ -18,7 +19,7 @@ function errorsOf(validate: (body: unknown) => unknown, body: unknown): readonly
 
 function nested(depth: number): Record<string, unknown> {
   let value: Record<string, unknown> = {};
-  for (let level = 1; level < depth; level++) value = { child: value };
+  for (let level = 1; level < depth; level++) value = { c: value };
   return value;
 }
 
@@ -74,12 +75,69 @@ describe('validateActivity', () => {
     ]);
   });
 
-  test('rejects control characters in eventType', () => {
-    for (const eventType of ['login\n', 'a\u0000b', 'tab\there', 'del\u007f', 'c1\u0085']) {
-      assert.deepEqual(errorsOf(validateActivity, { ...VALID_EVENT, eventType }), [
-        { field: 'eventType', message: 'must not contain control characters' },
+  test('rejects control, format and line-separator characters in userId and eventType', () => {
+    for (const text of ['login\n', 'a\u0000b', 'tab\there', 'del\u007f', 'c1\u0085', 'zero\u200bwidth', 'bom\ufeffin', 'rtl\u202eoverride', 'line\u2028sep', 'para\u2029sep']) {
+      assert.deepEqual(errorsOf(validateActivity, { ...VALID_EVENT, userId: text, eventType: text }), [
+        { field: 'userId', message: 'must not contain control, format or line-separator characters' },
+        { field: 'eventType', message: 'must not contain control, format or line-separator characters' },
       ]);
     }
+  });
+
+  test('rejects a userId or eventType that is blank after trimming Unicode white space', () => {
+    for (const text of ['   ', '\u00a0', '\u3000\u2003', '\t\n']) {
+      assert.deepEqual(errorsOf(validateActivity, { ...VALID_EVENT, userId: text, eventType: text }), [
+        { field: 'userId', message: 'must not be blank' },
+        { field: 'eventType', message: 'must not be blank' },
+      ]);
+    }
+    assert.equal(validateActivity({ ...VALID_EVENT, userId: ' padded ' }).userId, ' padded ');
+  });
+
+  test('rejects lone surrogates in userId, eventType, payload strings and payload keys, anywhere', () => {
+    const lone = JSON.parse('"\\ud800"') as string;
+    const payload = { ok: '😀', bad: lone, list: ['x', JSON.parse('"a\\udc00b"')], [lone]: 1, nested: { [`k${lone}`]: true } };
+    assert.deepEqual(errorsOf(validateActivity, { ...VALID_EVENT, userId: lone, eventType: `e${lone}`, payload }), [
+      { field: 'userId', message: 'must be well-formed Unicode (no lone surrogates)' },
+      { field: 'eventType', message: 'must be well-formed Unicode (no lone surrogates)' },
+      { field: 'payload.bad', message: 'must be well-formed Unicode (no lone surrogates)' },
+      { field: 'payload.list[1]', message: 'must be well-formed Unicode (no lone surrogates)' },
+      { field: `payload.${lone}`, message: 'keys must be well-formed Unicode (no lone surrogates)' },
+      { field: `payload.nested.k${lone}`, message: 'keys must be well-formed Unicode (no lone surrogates)' },
+    ]);
+  });
+
+  test('rejects NUL and "." in keys at any depth, and keeps them in values', () => {
+    const payload = JSON.parse('{"a\\u0000b":1,"deep":{"x.y":2,"list":[{"p.q":3}]},"value":"a.b\\u0000c"}');
+    assert.deepEqual(errorsOf(validateActivity, { ...VALID_EVENT, payload }), [
+      { field: 'payload.a\u0000b', message: 'keys must not contain NUL (\\u0000)' },
+      { field: 'payload.deep.x.y', message: 'keys must not contain "."' },
+      { field: 'payload.deep.list[0].p.q', message: 'keys must not contain "."' },
+    ]);
+  });
+
+  test('rejects numbers that MongoDB would not store as sent, and says to send big integers as strings', () => {
+    const payload = JSON.parse('{"huge":1e400,"negative":-1e400,"big":12345678901234567890,"edge":9007199254740992,"list":[-9007199254740992]}');
+    const beyond = 'is an integer beyond ±(2^53 − 1), which cannot be stored exactly; send a larger integer as a string';
+    assert.deepEqual(errorsOf(validateActivity, { ...VALID_EVENT, payload }), [
+      { field: 'payload.huge', message: 'must be a finite number' },
+      { field: 'payload.negative', message: 'must be a finite number' },
+      { field: 'payload.big', message: beyond },
+      { field: 'payload.edge', message: beyond },
+      { field: 'payload.list[0]', message: beyond },
+    ]);
+    const fine = { max: 9007199254740991, min: -9007199254740991, float: 123.456, tiny: 5e-324, negativeZero: -0 };
+    assert.deepEqual(validateActivity({ ...VALID_EVENT, payload: fine }).payload, fine);
+  });
+
+  test('cuts a reported field path to 120 characters, so a 400 never echoes a long key', () => {
+    const key = 'k'.repeat(15_000);
+    const [error] = errorsOf(validateActivity, { ...VALID_EVENT, payload: { [`$${key}`]: 1 }, [key]: 1 });
+    assert.equal(error!.field.length, 120);
+    assert.ok(error!.field.endsWith('…'));
+    const errors = errorsOf(validateActivity, { ...VALID_EVENT, payload: { [`$${'😀'.repeat(200)}`]: 1 } });
+    assert.ok(errors[0]!.field.isWellFormed(), 'a cut never splits a surrogate pair');
+    assert.ok(errors[0]!.field.length <= 120);
   });
 
   test('rejects a timestamp that is not a string', () => {
@@ -98,7 +156,7 @@ describe('validateActivity', () => {
     const tooDeep = errorsOf(validateActivity, { ...VALID_EVENT, payload: nested(33) });
     assert.equal(tooDeep.length, 1);
     assert.equal(tooDeep[0]!.message, 'is nested deeper than 32 levels');
-    assert.equal(tooDeep[0]!.field, `payload${'.child'.repeat(32)}`);
+    assert.equal(tooDeep[0]!.field, `payload${'.c'.repeat(32)}`);
     const arrays = errorsOf(validateActivity, { ...VALID_EVENT, payload: { list: JSON.parse('['.repeat(32) + ']'.repeat(32)) } });
     assert.equal(arrays[0]!.message, 'is nested deeper than 32 levels');
   });
@@ -169,8 +227,8 @@ describe('validateLegacyTrack', () => {
       errors.map(({ field, message }) => `${field}: ${message}`),
       [
         'userId: is not a known field (expected user_id, event_type, timestamp, metadata)',
-        'user_id: must be an integer or a string',
-        'event_type: must not contain control characters',
+        'user_id: must be a string, or an integer within ±(2^53 − 1)',
+        'event_type: must not contain control, format or line-separator characters',
         'timestamp: must be an RFC 3339 date-time with a time zone, e.g. 2023-10-27T10:00:00Z',
         'metadata: must be a JSON object, not an array',
       ],

@@ -1,7 +1,8 @@
 // The `activities` collection through the official driver: indexes, idempotent batch inserts that
-// say which documents are stored, and a ping for health.
-import { MongoBulkWriteError, type Db, type MongoClientOptions } from 'mongodb';
+// give each document its verdict (stored, duplicate, rejected, retry), and a ping for health.
+import { BSON, MongoBulkWriteError, MongoInvalidArgumentError, type Db, type MongoClientOptions } from 'mongodb';
 import type { StoredActivity } from '@event-tracker/shared';
+import { DUPLICATE, RETRY, STORED, rejection, type Verdict } from './services/verdict.ts';
 
 export const COLLECTION = 'activities';
 
@@ -20,19 +21,26 @@ export const CLIENT_OPTIONS: MongoClientOptions = {
   appName: 'event-tracker-consumer',
 };
 
-/** What became of one document of a batch. */
-export type WriteStatus = 'stored' | 'duplicate' | 'failed';
+/** The driver's own limit on one document, checked before it sends anything. */
+const MAX_DOCUMENT_BYTES = 16 * 1024 * 1024;
+
+/**
+ * Server error codes that say "not now" rather than "not this document": a primary stepping down
+ * or shutting down mid-batch fails the remaining inserts with these (the driver's list of
+ * retryable write errors, src/error.ts). Such a document is retried, never dead-lettered.
+ */
+const TRANSIENT_CODES = new Set([6, 7, 50, 63, 64, 89, 91, 150, 189, 262, 9001, 10107, 11600, 11602, 13388, 13435, 13436]);
 
 export interface InsertOutcome {
-  /** One status per document, in the order given. */
-  readonly statuses: readonly WriteStatus[];
-  /** Why some or all documents failed, for the log. */
+  /** One verdict per document, in the order given: stored, duplicate, rejected or retry. */
+  readonly verdicts: readonly Verdict[];
+  /** Why some or all documents were not stored, for the log. */
   readonly error?: unknown;
 }
 
 export interface ActivityStore {
   ensureIndexes(): Promise<void>;
-  /** Never throws: a failure is reported per document. */
+  /** Never throws: every document gets a verdict. */
   insertBatch(docs: readonly StoredActivity[]): Promise<InsertOutcome>;
   /** True when the server answers `ping` within `timeoutMs`. */
   ping(timeoutMs: number): Promise<boolean>;
@@ -40,6 +48,27 @@ export interface ActivityStore {
 
 export function createActivityStore(db: Db): ActivityStore {
   const collection = db.collection<StoredActivity>(COLLECTION);
+
+  async function insertBatch(docs: readonly StoredActivity[]): Promise<InsertOutcome> {
+    try {
+      // Unordered, so one bad document does not stop the rest; majority + journal, so an
+      // acknowledged write survives a primary failover and a crash, which is what lets us ack.
+      await collection.insertMany([...docs], { ordered: false, writeConcern: { w: 'majority', j: true } });
+      return { verdicts: docs.map(() => STORED) };
+    } catch (error) {
+      if (!isEncodingError(error)) return { verdicts: verdictsAfter(docs.length, error), error };
+      // The driver encodes every document before it sends any, so one it cannot encode fails the
+      // whole call with nothing written. Reject that one alone and write the rest at once.
+      const problems = docs.map(encodingProblem);
+      const rest = docs.filter((_, index) => problems[index] === undefined);
+      if (rest.length === docs.length) return { verdicts: docs.map(() => RETRY), error };
+      const written = rest.length === 0 ? { verdicts: [] } : await insertBatch(rest);
+      let next = 0;
+      const verdicts = problems.map((problem) => (problem === undefined ? (written.verdicts[next++] ?? RETRY) : rejection('unencodable', problem)));
+      return { verdicts, error: written.error ?? error };
+    }
+  }
+
   return {
     async ensureIndexes() {
       // One index per call: FerretDB 1.24 panics and drops the connection when one createIndexes
@@ -48,16 +77,7 @@ export function createActivityStore(db: Db): ActivityStore {
       await collection.createIndex({ eventType: 1, timestamp: -1 });
     },
 
-    async insertBatch(docs) {
-      try {
-        // Unordered, so one bad document does not stop the rest; majority + journal, so an
-        // acknowledged write survives a primary failover and a crash, which is what lets us ack.
-        await collection.insertMany([...docs], { ordered: false, writeConcern: { w: 'majority', j: true } });
-        return { statuses: docs.map(() => 'stored') };
-      } catch (error) {
-        return { statuses: statusesAfter(docs.length, error), error };
-      }
-    },
+    insertBatch,
 
     async ping(timeoutMs) {
       try {
@@ -71,21 +91,45 @@ export function createActivityStore(db: Db): ActivityStore {
   };
 }
 
-/** Which of `count` documents are stored after insertMany threw `error`. */
-export function statusesAfter(count: number, error: unknown): WriteStatus[] {
-  const statuses: WriteStatus[] = Array.from({ length: count }, () => 'failed');
-  if (!(error instanceof MongoBulkWriteError)) return statuses;
+/** What became of each of `count` documents after insertMany threw `error`. */
+export function verdictsAfter(count: number, error: unknown): Verdict[] {
+  const verdicts: Verdict[] = Array.from({ length: count }, () => RETRY);
+  if (!(error instanceof MongoBulkWriteError)) return verdicts;
   // A write-concern error means no document is known to be durable: retry them all. Those already
   // inserted come back as duplicates, and the server waits for the write concern on that answer too.
-  if (error.err ?? error.result?.getWriteConcernError()) return statuses;
+  if (error.err ?? error.result?.getWriteConcernError()) return verdicts;
 
   const writeErrors = error.writeErrors === undefined ? [] : Array.isArray(error.writeErrors) ? error.writeErrors : [error.writeErrors];
   // Documents without a write error were inserted, but only if the server's count agrees: a driver
   // failure wrapped in MongoBulkWriteError (connection lost mid-batch) leaves their fate unknown.
   const accountedFor = error.insertedCount + writeErrors.length === count;
-  statuses.fill(accountedFor ? 'stored' : 'failed');
-  for (const writeError of writeErrors) {
-    if (writeError.index >= 0 && writeError.index < count) statuses[writeError.index] = writeError.code === DUPLICATE_KEY ? 'duplicate' : 'failed';
+  verdicts.fill(accountedFor ? STORED : RETRY);
+  for (const { index, code, errmsg } of writeErrors) {
+    if (index < 0 || index >= count) continue;
+    if (code === DUPLICATE_KEY) verdicts[index] = DUPLICATE;
+    else if (TRANSIENT_CODES.has(code)) verdicts[index] = RETRY;
+    else verdicts[index] = rejection('refused', `The database refused the document (code ${code}): ${errmsg ?? 'no message'}`);
   }
-  return statuses;
+  return verdicts;
+}
+
+/**
+ * The driver's errors for a document it will not send: BSON cannot encode it (BSONError), it is over
+ * 16 MiB (MongoInvalidArgumentError), or over the 17 MiB buffer bson serializes into, which the
+ * driver fills before its own size check (Node's RangeError ERR_OUT_OF_RANGE).
+ */
+function isEncodingError(error: unknown): boolean {
+  return error instanceof BSON.BSONError || error instanceof MongoInvalidArgumentError || error instanceof RangeError;
+}
+
+/** Why the driver cannot send `doc`, or undefined when it can. */
+export function encodingProblem(doc: StoredActivity): string | undefined {
+  try {
+    const size = BSON.calculateObjectSize(doc);
+    if (size >= MAX_DOCUMENT_BYTES) return `The document is ${size} bytes as BSON; MongoDB takes less than ${MAX_DOCUMENT_BYTES}`;
+    BSON.serialize(doc);
+    return undefined;
+  } catch (error) {
+    return `The driver cannot encode the document: ${(error as Error).message}`;
+  }
 }

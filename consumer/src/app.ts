@@ -2,14 +2,16 @@
 // paused by it, the health server reporting on both. Nothing here reads the environment or signals.
 import type { Server } from 'node:http';
 import type { ActivityStore } from './activityStore.ts';
-import { backoffDelay } from './backoff.ts';
+import { backoffDelay } from '@event-tracker/common/backoff.ts';
 import { Broker } from './broker.ts';
-import { sleep, systemClock, type Clock } from './clock.ts';
+import { sleep, systemClock, type Clock } from '@event-tracker/common/clock.ts';
 import type { Config } from './config.ts';
 import { createConsumerMetrics, type ConsumerMetrics } from './consumerMetrics.ts';
 import { createHealthServer } from './healthServer.ts';
-import type { Logger } from './logger.ts';
+import type { Logger } from '@event-tracker/common/logger.ts';
+import { parseDelivery } from './services/activityProcessor.ts';
 import { BatchWriter } from './services/batchWriter.ts';
+import { Settler } from './services/settler.ts';
 
 /** A health check must answer quickly even while the database hangs. */
 const HEALTH_PING_TIMEOUT_MS = 1_000;
@@ -38,6 +40,7 @@ export function buildConsumer({ config, store, logger, clock = systemClock }: Co
   const retry = { baseMs: config.retryBaseMs, maxMs: config.retryMaxMs };
   const stopping = new AbortController();
 
+  const settler = new Settler({ clock, logger, metrics });
   const writer: BatchWriter = new BatchWriter({
     store,
     batchSize: config.batchSize,
@@ -47,6 +50,7 @@ export function buildConsumer({ config, store, logger, clock = systemClock }: Co
     clock,
     logger,
     metrics,
+    settler,
     onStoreHealth: () => void broker.refresh(),
   });
   const broker: Broker = new Broker({
@@ -58,10 +62,15 @@ export function buildConsumer({ config, store, logger, clock = systemClock }: Co
     logger,
     clock,
     canConsume: () => writer.storeHealthy,
-    onDelivery: (delivery) => writer.add(delivery),
+    // delivery -> parse -> (reject | batch -> write) -> settle
+    onDelivery: (delivery) => {
+      const parsed = parseDelivery(delivery.message);
+      if (parsed.verdict === 'rejected') settler.settle(delivery, parsed);
+      else writer.add(delivery, parsed.activity);
+    },
   });
 
-  metrics.inHand.track(() => writer.inHand);
+  metrics.inHand.track(() => writer.inHand + settler.pending);
   metrics.connectionUp.track(() => Number(broker.channelOpen), { dependency: 'rabbitmq' });
   metrics.connectionUp.track(() => Number(writer.storeHealthy), { dependency: 'mongodb' });
   const healthServer = createHealthServer({
@@ -97,6 +106,7 @@ export function buildConsumer({ config, store, logger, clock = systemClock }: Co
       stopping.abort();
       await broker.stopConsuming();
       await writer.flush();
+      await settler.idle();
       await broker.close();
     },
   };

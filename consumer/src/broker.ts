@@ -5,12 +5,13 @@
 // amqplib 2.x has opt-in connection recovery (`connect(url, { recovery })`), but it re-opens the
 // connection only: a channel the broker closes on its own (consumer_timeout, PRECONDITION_FAILED)
 // leaves the connection up and is not recovered. One loop that rebuilds both covers every case.
-import amqp, { type Channel, type ChannelModel, type ConsumeMessage } from 'amqplib';
-import { backoffDelay, type BackoffOptions } from './backoff.ts';
-import { sleep, systemClock, type Clock } from './clock.ts';
-import type { Logger } from './logger.ts';
-import type { AckChannel, Delivery } from './services/batchWriter.ts';
-import { assertTopology, type TopologyOptions } from './topology.ts';
+import amqp, { type ChannelModel, type ConfirmChannel, type ConsumeMessage, type Message, type Options } from 'amqplib';
+import { CONNECT_TIMEOUT_MS, closeWithin, withHeartbeat } from '@event-tracker/common/amqp.ts';
+import { backoffDelay, type BackoffOptions } from '@event-tracker/common/backoff.ts';
+import { sleep, systemClock, type Clock } from '@event-tracker/common/clock.ts';
+import type { Logger } from '@event-tracker/common/logger.ts';
+import type { AckChannel, Delivery } from './services/settler.ts';
+import { assertTopology, deadLetterQueueName, type TopologyOptions } from '@event-tracker/common/topology.ts';
 
 export interface BrokerOptions {
   readonly url: string;
@@ -27,10 +28,8 @@ export interface BrokerOptions {
 
 interface Session {
   readonly connection: ChannelModel;
-  readonly channel: Channel;
+  readonly channel: ConfirmChannel;
   readonly acks: AckChannel & { open: boolean };
-  /** Settles when the connection has closed, for whatever reason. */
-  readonly closed: Promise<void>;
   consumerTag?: string;
 }
 
@@ -89,10 +88,8 @@ export class Broker {
   async #closeSession(): Promise<void> {
     const session = this.#session;
     if (!session) return;
-    // amqplib's close() waits for the broker's close-ok and never settles if the socket dies first,
-    // so each step also ends when the connection is gone.
-    await Promise.race([session.channel.close().catch(() => {}), session.closed]);
-    await Promise.race([session.connection.close().catch(() => {}), session.closed]);
+    await closeWithin(session.channel, () => session.channel.close());
+    await closeWithin(session.connection, () => session.connection.close());
   }
 
   async #run(): Promise<void> {
@@ -125,11 +122,10 @@ export class Broker {
    */
   async #open(): Promise<{ lost: Promise<void> }> {
     const { logger, prefetch, topology } = this.#options;
-    const connection = await amqp.connect(this.#url(), { timeout: 10_000, clientProperties: { connection_name: 'event-tracker-consumer' } });
+    const connection = await amqp.connect(withHeartbeat(this.#options.url, this.#options.heartbeatSeconds), { timeout: CONNECT_TIMEOUT_MS, clientProperties: { connection_name: 'event-tracker-consumer' } });
     let acks: Session['acks'] | undefined;
     let markLost: () => void = () => {};
     const lost = new Promise<void>((resolve) => (markLost = resolve));
-    const closed = new Promise<void>((resolve) => connection.once('close', () => resolve()));
     const end = (what: string) => {
       // From here on the deliveries we hold are void: the broker requeues them itself.
       if (acks) acks.open = false;
@@ -142,13 +138,14 @@ export class Broker {
     connection.on('error', (err: Error) => logger.warn('broker connection error', { err }));
     connection.on('close', () => end('connection'));
     try {
-      const channel = await connection.createChannel();
-      acks = ackChannel(channel, logger);
+      // A confirm channel, so a dead-letter copy is acked only once the broker has it.
+      const channel = await connection.createConfirmChannel();
+      acks = ackChannel(channel, deadLetterQueueName(topology.queueName), logger);
       channel.on('error', (err: Error) => logger.warn('broker channel error', { err }));
       channel.on('close', () => end('channel'));
       await channel.prefetch(prefetch);
       await assertTopology(channel, topology);
-      this.#session = { connection, channel, acks, closed };
+      this.#session = { connection, channel, acks };
       logger.info('connected to the broker', { queue: topology.queueName, prefetch });
       await this.refresh();
       return { lost };
@@ -181,17 +178,13 @@ export class Broker {
     session.consumerTag = undefined;
     void session.connection.close().catch(() => {});
   }
-
-  /** The URL with our heartbeat: amqplib reads it from the query string of a string URL. */
-  #url(): string {
-    const url = new URL(this.#options.url);
-    url.searchParams.set('heartbeat', String(this.#options.heartbeatSeconds));
-    return url.toString();
-  }
 }
 
-/** Acks on a channel that may close at any moment: a lost ack means a redelivery, never an error. */
-function ackChannel(channel: Channel, logger: Logger): AckChannel & { open: boolean } {
+/**
+ * Acks and dead-letters on a channel that may close at any moment: a lost ack means a redelivery,
+ * never an error.
+ */
+function ackChannel(channel: ConfirmChannel, deadLetterQueue: string, logger: Logger): AckChannel & { open: boolean } {
   const guarded = (what: string, send: () => void) => {
     try {
       send();
@@ -203,5 +196,29 @@ function ackChannel(channel: Channel, logger: Logger): AckChannel & { open: bool
     open: true,
     ack: (message) => guarded('ack', () => channel.ack(message)),
     nack: (message, allUpTo, requeue) => guarded('nack', () => channel.nack(message, allUpTo, requeue)),
+    deadLetter: (message, headers) =>
+      new Promise((resolve) => {
+        try {
+          channel.sendToQueue(deadLetterQueue, message.content, deadLetterProperties(message, headers), (err) => resolve(!err));
+        } catch (err) {
+          // amqplib throws synchronously on a channel that is closing.
+          logger.debug('dead-letter copy lost with its channel; the broker redelivers the message', { err });
+          resolve(false);
+        }
+      }),
+  };
+}
+
+/**
+ * The original's properties that describe its content, plus `headers`. Not `expiration` (the copy
+ * must not expire) nor `userId` (the broker checks it against this connection's user).
+ */
+function deadLetterProperties(message: Message, headers: Readonly<Record<string, string>>): Options.Publish {
+  const { contentType, contentEncoding, messageId, timestamp, type, appId, correlationId } = message.properties as Message['properties'] & { timestamp?: number };
+  const kept = { contentType, contentEncoding, messageId, timestamp, type, appId, correlationId };
+  return {
+    ...Object.fromEntries(Object.entries(kept).filter(([, value]) => value !== undefined)),
+    persistent: true,
+    headers: { ...message.properties.headers, ...headers },
   };
 }

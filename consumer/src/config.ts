@@ -1,8 +1,8 @@
 // The consumer's configuration, read from the environment once at start-up. `loadConfig` is pure:
 // it checks every variable and throws one ConfigError naming each bad one on its own line.
-import { EnvReader, readBrokerSettings, type BrokerSettings } from './env.ts';
+import { EnvReader, readBrokerSettings, type BrokerSettings } from '@event-tracker/common/env.ts';
 
-export { ConfigError } from './env.ts';
+export { ConfigError } from '@event-tracker/common/env.ts';
 
 /** RABBITMQ_URL, the queue topology, heartbeat, shutdown and log level: read as the API reads them. */
 export interface Config extends BrokerSettings {

@@ -1,5 +1,5 @@
 // The consumer's Prometheus metrics, served by GET /metrics.
-import { Counter, Gauge, Histogram, Registry } from './metrics.ts';
+import { Counter, Gauge, Histogram, Registry } from '@event-tracker/common/metrics.ts';
 
 export function createConsumerMetrics() {
   const registry = new Registry();
@@ -7,7 +7,9 @@ export function createConsumerMetrics() {
     registry,
     stored: registry.add(new Counter('consumer_messages_stored_total', 'Messages written to the activities collection and acknowledged.')),
     duplicates: registry.add(new Counter('consumer_duplicates_skipped_total', 'Messages already stored (duplicate key), acknowledged without a new document.')),
-    deadLettered: registry.add(new Counter('consumer_messages_dead_lettered_total', 'Messages rejected without requeue, to the dead-letter queue, because they could not be parsed.')),
+    deadLettered: registry.add(
+      new Counter('consumer_messages_dead_lettered_total', 'Messages copied to the dead-letter queue with their reason and acked, by cause: unparseable, contract, unencodable, refused.'),
+    ),
     retries: registry.add(new Counter('consumer_write_retries_total', 'Batch writes retried after a database failure.')),
     batchSize: registry.add(new Histogram('consumer_batch_size', 'Documents per insertMany.', [1, 5, 10, 25, 50, 100, 200, 500, 1000])),
     writeSeconds: registry.add(

@@ -2,8 +2,9 @@
 // (or a test) listens, so the routes are testable without the rest of the consumer.
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { DependencyState, HealthReport } from '@event-tracker/shared';
-import type { Logger } from './logger.ts';
-import { PROMETHEUS_CONTENT_TYPE, type Registry } from './metrics.ts';
+import type { Logger } from '@event-tracker/common/logger.ts';
+import { requestPath } from '@event-tracker/common/requestPath.ts';
+import { PROMETHEUS_CONTENT_TYPE, type Registry } from '@event-tracker/common/metrics.ts';
 
 export interface HealthChecks {
   /** The broker channel is open. */
@@ -20,7 +21,7 @@ export interface HealthServerOptions {
 
 export function createHealthServer({ checks, registry, logger }: HealthServerOptions): Server {
   return createServer((request, response) => {
-    const path = new URL(request.url ?? '/', 'http://localhost').pathname;
+    const path = requestPath(request.url);
     if (request.method !== 'GET' && request.method !== 'HEAD') return send(response, 405, 'text/plain; charset=utf-8', 'method not allowed\n', { allow: 'GET, HEAD' });
     if (path === '/metrics') return send(response, 200, PROMETHEUS_CONTENT_TYPE, registry.render());
     if (path !== '/health') return send(response, 404, 'text/plain; charset=utf-8', 'not found\n');

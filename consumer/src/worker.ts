@@ -5,7 +5,7 @@ import { MongoClient } from 'mongodb';
 import { CLIENT_OPTIONS, createActivityStore } from './activityStore.ts';
 import { buildConsumer } from './app.ts';
 import { ConfigError, loadConfig, type Config } from './config.ts';
-import { createLogger } from './logger.ts';
+import { createLogger } from '@event-tracker/common/logger.ts';
 
 const bootLogger = createLogger({ service: 'consumer' });
 

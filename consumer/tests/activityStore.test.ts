@@ -3,12 +3,13 @@ import assert from 'node:assert/strict';
 import { createServer, type AddressInfo } from 'node:net';
 import { MongoBulkWriteError, MongoClient, MongoNetworkError, type BulkWriteResult, type Db, type WriteConcernError, type WriteError } from 'mongodb';
 import type { StoredActivity } from '@event-tracker/shared';
-import { CLIENT_OPTIONS, COLLECTION, createActivityStore, statusesAfter } from '../src/activityStore.ts';
+import { CLIENT_OPTIONS, COLLECTION, createActivityStore, verdictsAfter } from '../src/activityStore.ts';
+import { MAX_REASON_LENGTH, type Verdict } from '../src/services/verdict.ts';
 import { servicesMissing, serviceUrl, uniqueName } from '../../tests/support/services.ts';
 
 // WriteError, WriteConcernError and BulkWriteResult are declared in the driver's types but not
 // exported at run time, so the tests build objects of their shape.
-const writeError = (index: number, code: number) => ({ index, code, errmsg: `E${code}` }) as WriteError;
+const writeError = (index: number, code: number, errmsg = `E${code}`) => ({ index, code, errmsg }) as WriteError;
 const concernError = { code: 64, errmsg: 'waiting for replication timed out' } as WriteConcernError;
 
 /** The error insertMany throws for an unordered batch, built the way the driver builds it. */
@@ -17,36 +18,66 @@ function bulkError(insertedCount: number, writeErrors: WriteError[], writeConcer
   return new MongoBulkWriteError({ message: 'bulk write failed', code: writeErrors[0]?.code ?? 0, writeErrors }, result);
 }
 
-describe('statusesAfter (what a failed insertMany stored)', () => {
-  test('marks code 11000 duplicates as stored-already and the rest of the batch as stored', () => {
-    assert.deepEqual(statusesAfter(4, bulkError(2, [writeError(1, 11000), writeError(3, 11000)])), ['stored', 'duplicate', 'stored', 'duplicate']);
+/** Verdicts as short strings, so a batch reads at a glance: 'rejected:refused'. */
+function kinds(verdicts: readonly Verdict[]): string[] {
+  return verdicts.map((verdict) => (verdict.verdict === 'rejected' ? `rejected:${verdict.cause}` : verdict.verdict));
+}
+
+describe('verdictsAfter (what became of each document when insertMany threw)', () => {
+  test('marks code 11000 as duplicate and the rest of the batch as stored', () => {
+    assert.deepEqual(kinds(verdictsAfter(4, bulkError(2, [writeError(1, 11000), writeError(3, 11000)]))), ['stored', 'duplicate', 'stored', 'duplicate']);
   });
 
-  test('marks other write errors as failed, to be retried alone', () => {
-    assert.deepEqual(statusesAfter(3, bulkError(1, [writeError(0, 11000), writeError(2, 121)])), ['duplicate', 'stored', 'failed']);
+  test('rejects as refused a document the server will never take (121 validation, 2 bad value), quoting the code and message', () => {
+    const verdicts = verdictsAfter(3, bulkError(1, [writeError(0, 121, 'Document failed validation'), writeError(2, 2, 'nested arrays are not supported')]));
+    assert.deepEqual(verdicts, [
+      { verdict: 'rejected', cause: 'refused', reason: 'The database refused the document (code 121): Document failed validation' },
+      { verdict: 'stored' },
+      { verdict: 'rejected', cause: 'refused', reason: 'The database refused the document (code 2): nested arrays are not supported' },
+    ]);
+  });
+
+  test('retries a document failed with a transient code (not primary, shutting down, interrupted, timed out)', () => {
+    for (const code of [10107, 11602, 11600, 91, 189, 64, 6, 7, 89, 9001, 13435]) {
+      assert.deepEqual(kinds(verdictsAfter(2, bulkError(1, [writeError(1, code)]))), ['stored', 'retry'], `code ${code}`);
+    }
+  });
+
+  test('gives each document of a mixed batch its own verdict', () => {
+    const error = bulkError(2, [writeError(1, 11000), writeError(2, 121), writeError(3, 10107), writeError(5, 2)]);
+    assert.deepEqual(kinds(verdictsAfter(6, error)), ['stored', 'duplicate', 'rejected:refused', 'retry', 'stored', 'rejected:refused']);
+  });
+
+  test('bounds the reason even when the server echoes a huge document in its message', () => {
+    const [verdict] = verdictsAfter(1, bulkError(0, [writeError(0, 2, `invalid value: { "v": "${'😀'.repeat(10_000)}" }`)]));
+    assert.equal(verdict?.verdict, 'rejected');
+    assert.ok(verdict.reason.length <= MAX_REASON_LENGTH, `reason is ${verdict.reason.length} characters`);
+    assert.ok(verdict.reason.isWellFormed());
+    assert.match(verdict.reason, /^The database refused the document \(code 2\): invalid value/);
   });
 
   test('accepts writeErrors as a single object as well as an array', () => {
     const error = bulkError(1, []);
     error.writeErrors = writeError(0, 11000);
-    assert.deepEqual(statusesAfter(2, error), ['duplicate', 'stored']);
+    assert.deepEqual(kinds(verdictsAfter(2, error)), ['duplicate', 'stored']);
   });
 
-  test('treats a write-concern error as a failure of the whole batch', () => {
+  test('retries the whole batch on a write-concern error, whatever the write errors say', () => {
     const alone = bulkError(2, []);
     alone.err = concernError; // how the driver reports a write-concern error with no write errors
-    assert.deepEqual(statusesAfter(2, alone), ['failed', 'failed']);
-    assert.deepEqual(statusesAfter(2, bulkError(1, [writeError(0, 11000)], concernError)), ['failed', 'failed']);
+    assert.deepEqual(kinds(verdictsAfter(2, alone)), ['retry', 'retry']);
+    assert.deepEqual(kinds(verdictsAfter(3, bulkError(1, [writeError(0, 11000), writeError(2, 121)], concernError))), ['retry', 'retry', 'retry']);
   });
 
-  test('treats documents as failed when insertedCount does not account for them', () => {
+  test('retries documents that insertedCount does not account for', () => {
     // A connection lost mid-batch: the driver wraps it without per-document errors.
-    assert.deepEqual(statusesAfter(3, bulkError(0, [writeError(1, 11000)])), ['failed', 'duplicate', 'failed']);
+    assert.deepEqual(kinds(verdictsAfter(3, bulkError(0, [writeError(1, 11000)]))), ['retry', 'duplicate', 'retry']);
+    assert.deepEqual(kinds(verdictsAfter(3, bulkError(0, [writeError(1, 121)]))), ['retry', 'rejected:refused', 'retry']);
   });
 
-  test('treats any other error (network, timeout) as a failure of the whole batch', () => {
-    assert.deepEqual(statusesAfter(2, new MongoNetworkError('connection reset')), ['failed', 'failed']);
-    assert.deepEqual(statusesAfter(1, new Error('anything')), ['failed']);
+  test('retries the whole batch on any other error (network, timeout)', () => {
+    assert.deepEqual(kinds(verdictsAfter(2, new MongoNetworkError('connection reset'))), ['retry', 'retry']);
+    assert.deepEqual(kinds(verdictsAfter(1, new Error('anything'))), ['retry']);
   });
 });
 
@@ -67,22 +98,35 @@ describe('activity store ping', () => {
 
 describe('activity store against the MongoDB-protocol server', { skip: servicesMissing('DATABASE_URL') }, () => {
   let client: MongoClient;
-  let db: Db;
+  let ferretdb: boolean;
+  const databases: Db[] = [];
   before(async () => {
     client = new MongoClient(serviceUrl('DATABASE_URL'), CLIENT_OPTIONS);
-    db = client.db(uniqueName('store'));
+    ferretdb = 'ferretdbVersion' in (await client.db('admin').admin().command({ buildInfo: 1 }));
   });
   after(async () => {
-    await db.dropDatabase();
+    for (const db of databases) await db.dropDatabase();
     await client.close();
   });
 
-  function doc(id: string): StoredActivity {
+  /** A database of its own for each test, so one test's documents never show in another's counts. */
+  function freshDb(): Db {
+    const db = client.db(uniqueName('store'));
+    databases.push(db);
+    return db;
+  }
+
+  function doc(id: string, payload: Record<string, unknown> = { n: 1 }): StoredActivity {
     const at = new Date('2023-10-27T10:00:00Z');
-    return { _id: id, id, userId: 'u1', eventType: 'click', timestamp: at, payload: { n: 1 }, processedAt: at };
+    return { _id: id, id, userId: 'u1', eventType: 'click', timestamp: at, payload, processedAt: at };
+  }
+
+  async function storedIds(db: Db): Promise<unknown[]> {
+    return (await db.collection(COLLECTION).find({}, { projection: { _id: 1 } }).sort({ _id: 1 }).toArray()).map((found) => found._id);
   }
 
   test('creates the two query indexes, and creating them again changes nothing', async () => {
+    const db = freshDb();
     const store = createActivityStore(db);
     await store.ensureIndexes();
     await store.ensureIndexes();
@@ -94,13 +138,87 @@ describe('activity store against the MongoDB-protocol server', { skip: servicesM
   });
 
   test('reports each document of a batch as stored or duplicate, by position', async () => {
+    const db = freshDb();
     const store = createActivityStore(db);
-    assert.deepEqual((await store.insertBatch([doc('a'), doc('b')])).statuses, ['stored', 'stored']);
-    assert.deepEqual((await store.insertBatch([doc('a'), doc('c'), doc('c'), doc('b')])).statuses, ['duplicate', 'stored', 'duplicate', 'duplicate']);
-    assert.equal(await db.collection(COLLECTION).countDocuments(), 3);
+    assert.deepEqual(kinds((await store.insertBatch([doc('a'), doc('b')])).verdicts), ['stored', 'stored']);
+    assert.deepEqual(kinds((await store.insertBatch([doc('a'), doc('c'), doc('c'), doc('b')])).verdicts), ['duplicate', 'stored', 'duplicate', 'duplicate']);
+    assert.deepEqual(await storedIds(db), ['a', 'b', 'c']);
+  });
+
+  test('rejects alone a document the driver cannot encode (a NUL in a key), storing its neighbours in the same call', async () => {
+    const db = freshDb();
+    const outcome = await createActivityStore(db).insertBatch([doc('good-1'), doc('nul', { 'a\u0000b': 1 }), doc('good-2')]);
+    assert.deepEqual(kinds(outcome.verdicts), ['stored', 'rejected:unencodable', 'stored']);
+    assert.match((outcome.verdicts[1] as { reason: string }).reason, /^The driver cannot encode the document: .*null bytes/);
+    assert.deepEqual(await storedIds(db), ['good-1', 'good-2'], 'both stored by the one insertBatch call');
+  });
+
+  test('rejects alone a document too large for BSON (16.5 MiB, over the 16 MiB limit), storing its neighbours', async () => {
+    const db = freshDb();
+    const outcome = await createActivityStore(db).insertBatch([doc('good-1'), doc('huge', { text: 'x'.repeat(16.5 * 1024 * 1024) }), doc('good-2')]);
+    assert.deepEqual(kinds(outcome.verdicts), ['stored', 'rejected:unencodable', 'stored']);
+    assert.match((outcome.verdicts[1] as { reason: string }).reason, /^The document is \d+ bytes as BSON; MongoDB takes less than 16777216$/);
+    assert.deepEqual(await storedIds(db), ['good-1', 'good-2']);
+  });
+
+  // The driver serializes each document into bson's 17 MiB scratch buffer before its size check,
+  // so past 17 MiB it throws Node's RangeError (ERR_OUT_OF_RANGE), not a BSONError or
+  // MongoInvalidArgumentError: the store retries the batch for ever. A 4 MB message put straight on
+  // the queue ({"list":[0,0,...]}) passes parseDelivery and becomes such a document.
+  test('rejects alone a document over 17 MiB as BSON, storing its neighbours', async () => {
+    const db = freshDb();
+    const outcome = await createActivityStore(db).insertBatch([doc('good-1'), doc('huge', { list: Array(2_000_000).fill(0) }), doc('good-2')]);
+    assert.deepEqual(kinds(outcome.verdicts), ['stored', 'rejected:unencodable', 'stored']);
+    assert.deepEqual(await storedIds(db), ['good-1', 'good-2']);
+  });
+
+  test('rejects every document of a batch the driver can encode none of, sending nothing', async () => {
+    const db = freshDb();
+    const outcome = await createActivityStore(db).insertBatch([doc('nul-1', { 'a\u0000': 1 }), doc('nul-2', { '\u0000': 2 })]);
+    assert.deepEqual(kinds(outcome.verdicts), ['rejected:unencodable', 'rejected:unencodable']);
+    assert.deepEqual(await storedIds(db), []);
+  });
+
+  test('rejects alone a document the server refuses (FerretDB: nested arrays, code 2; MongoDB: a validator, code 121), storing its neighbours', async () => {
+    const db = freshDb();
+    // FerretDB does not store nested arrays, which MongoDB does; MongoDB refuses what a validator forbids.
+    if (!ferretdb) await db.createCollection(COLLECTION, { validator: { 'payload.forbidden': { $exists: false } } });
+    const refused = ferretdb ? doc('refused', { v: [[1]] }) : doc('refused', { forbidden: true });
+    const outcome = await createActivityStore(db).insertBatch([doc('good-1'), refused, doc('good-2')]);
+    assert.deepEqual(kinds(outcome.verdicts), ['stored', 'rejected:refused', 'stored']);
+    assert.match((outcome.verdicts[1] as { reason: string }).reason, new RegExp(`^The database refused the document \\(code ${ferretdb ? 2 : 121}\\): `));
+    assert.deepEqual(await storedIds(db), ['good-1', 'good-2']);
+  });
+
+  test("the real driver's MongoBulkWriteError has the shape the tests' bulkError() builds, as far as verdictsAfter reads it", async () => {
+    const collection = freshDb().collection<StoredActivity>(COLLECTION);
+    await collection.insertOne(doc('taken'));
+    const real = await collection.insertMany([doc('new-1'), doc('taken'), doc('new-2')], { ordered: false, writeConcern: { w: 'majority', j: true } }).then(
+      () => assert.fail('a duplicate _id must fail the insert'),
+      (error: unknown) => error,
+    );
+    const built = bulkError(2, [writeError(1, 11000, 'E11000 duplicate key error')]);
+
+    // What verdictsAfter reads: the class, err, the write-concern error, insertedCount and
+    // writeErrors as an array of { index, code, errmsg }.
+    const shape = (error: unknown) => {
+      assert.ok(error instanceof MongoBulkWriteError, `not a MongoBulkWriteError: ${String(error)}`);
+      const writeErrors = error.writeErrors;
+      assert.ok(Array.isArray(writeErrors), 'writeErrors is an array');
+      return {
+        err: error.err,
+        writeConcernError: error.result?.getWriteConcernError(),
+        insertedCount: error.insertedCount,
+        writeErrors: writeErrors.map(({ index, code, errmsg }) => ({ index, code, errmsg: typeof errmsg })),
+      };
+    };
+    assert.deepEqual(shape(real), { err: undefined, writeConcernError: undefined, insertedCount: 2, writeErrors: [{ index: 1, code: 11000, errmsg: 'string' }] });
+    assert.deepEqual(shape(built), shape(real));
+    assert.deepEqual(verdictsAfter(3, built), verdictsAfter(3, real));
+    assert.deepEqual(kinds(verdictsAfter(3, real)), ['stored', 'duplicate', 'stored']);
   });
 
   test('answers ping while the server is up', async () => {
-    assert.equal(await createActivityStore(db).ping(2_000), true);
+    assert.equal(await createActivityStore(freshDb()).ping(2_000), true);
   });
 });

@@ -2,7 +2,8 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createConsumerMetrics } from '../src/consumerMetrics.ts';
 import { BatchWriter } from '../src/services/batchWriter.ts';
-import { FakeChannel, FakeClock, FakeStore, deliverEvent, memoryLogger, settle } from './fakes.ts';
+import { REJECTION_REASON_HEADER, Settler } from '../src/services/settler.ts';
+import { FakeChannel, FakeClock, FakeStore, activityOf, deliverEvent, memoryLogger, settle } from './fakes.ts';
 
 const RETRY = { baseMs: 100, maxMs: 1_000 };
 const WRITE_TIMEOUT_MS = 5_000;
@@ -14,6 +15,7 @@ function setup(options: { batchSize?: number; batchMaxWaitMs?: number } = {}) {
   const metrics = createConsumerMetrics();
   const { logger, lines } = memoryLogger();
   const health: boolean[] = [];
+  const settler = new Settler({ clock, logger, metrics });
   const writer = new BatchWriter({
     store,
     batchSize: options.batchSize ?? 3,
@@ -24,10 +26,16 @@ function setup(options: { batchSize?: number; batchMaxWaitMs?: number } = {}) {
     random: () => 1, // the top of each jitter range, so waits are predictable
     logger,
     metrics,
+    settler,
     onStoreHealth: (healthy) => health.push(healthy),
   });
-  const add = (...ids: string[]) => ids.forEach((id) => writer.add(deliverEvent(channel, id)));
-  return { clock, store, channel, metrics, lines, health, writer, add };
+  // As the consumer's onDelivery does: parse, then hand the activity to the writer.
+  const add = (...ids: string[]) =>
+    ids.forEach((id) => {
+      const delivery = deliverEvent(channel, id);
+      writer.add(delivery, activityOf(delivery));
+    });
+  return { clock, store, channel, metrics, lines, health, settler, writer, add };
 }
 
 describe('BatchWriter batching', () => {
@@ -108,32 +116,73 @@ describe('BatchWriter acknowledgements', () => {
     assert.equal(metrics.duplicates.get(), 1);
   });
 
-  test('acks the stored part of a partially failed insert and retries only the rest', async () => {
-    const { clock, store, channel, metrics, add } = setup({ batchSize: 3 });
+  test('retries only a document that failed transiently, reporting the store unhealthy until it is stored', async () => {
+    const { clock, store, channel, metrics, health, writer, add } = setup({ batchSize: 3 });
     store.failOnce('b');
     add('a', 'b', 'c');
     await settle();
-    assert.deepEqual(channel.ackedIds, ['a', 'c']);
+    assert.deepEqual(channel.ackedIds, ['a', 'c'], 'the stored part is acked in the same write');
+    assert.equal(writer.storeHealthy, false);
+    assert.deepEqual(health, [false]);
+    assert.equal(writer.inHand, 1);
+    assert.equal(clock.nextIn, RETRY.baseMs, 'the retry waits for its back-off');
+
     clock.advance(clock.nextIn!);
     await settle();
     assert.deepEqual(store.calls.map((docs) => docs.map((doc) => doc._id)), [['a', 'b', 'c'], ['b']]);
     assert.deepEqual(channel.ackedIds, ['a', 'c', 'b']);
+    assert.equal(writer.storeHealthy, true);
+    assert.deepEqual(health, [false, true]);
     assert.equal(metrics.retries.get(), 1);
+    assert.equal(channel.deadLettered.length + channel.nacked.length, 0, 'a transient failure is never dead-lettered');
   });
 
-  test('rejects an unparseable message without requeue, logging the reason but not the body', async () => {
-    const { store, channel, metrics, lines, writer } = setup();
-    writer.add(channel.deliver('{"secret": "card-4111", ', { messageId: 'bad-1' }));
+  test('in one write, acks the good documents and dead-letters one the server refused and one the driver cannot encode, without retry or back-off', async () => {
+    const { clock, store, channel, metrics, health, settler, writer, add } = setup({ batchSize: 5 });
+    store.refuse(121, 'b');
+    store.unencodable('d');
+    const release = channel.holdConfirms();
+    add('a', 'b', 'c', 'd', 'e');
     await settle();
-    assert.equal(channel.nacked.length, 1);
-    assert.equal(channel.nacked[0]!.requeue, false);
-    assert.equal(channel.acked.length, 0);
-    assert.equal(store.calls.length, 0);
-    assert.equal(metrics.deadLettered.get(), 1);
-    const line = lines.find((entry) => entry.msg === 'message rejected to the dead-letter queue');
-    assert.equal(line?.reason, 'body is not valid JSON');
-    assert.equal(line?.messageId, 'bad-1');
-    assert.doesNotMatch(JSON.stringify(lines), /card-4111/);
+
+    assert.equal(store.calls.length, 1, 'one insertBatch call');
+    assert.deepEqual(channel.ackedIds, ['a', 'c', 'e']);
+    assert.deepEqual(channel.deadLetteredIds, ['b', 'd'], 'both copies are published in the same write cycle');
+    assert.equal(writer.inHand, 0, 'the writer keeps none of them');
+    assert.equal(settler.pending, 2, 'the settler holds the two until their copies are confirmed');
+    assert.equal(clock.nextIn, undefined, 'no back-off timer, no batch timer');
+    assert.equal(writer.storeHealthy, true);
+    assert.deepEqual(health, []);
+
+    release();
+    await settle();
+    assert.deepEqual(channel.ackedIds, ['a', 'c', 'e', 'b', 'd']);
+    assert.deepEqual(
+      channel.deadLettered.map(({ headers }) => headers[REJECTION_REASON_HEADER]),
+      ['The database refused the document (code 121): fake', 'The driver cannot encode the document: fake'],
+    );
+    assert.equal(metrics.deadLettered.get({ cause: 'refused' }), 1);
+    assert.equal(metrics.deadLettered.get({ cause: 'unencodable' }), 1);
+    assert.equal(metrics.retries.get(), 0);
+    assert.equal(metrics.stored.get(), 3);
+    assert.equal(store.calls.length, 1, 'nothing written again');
+  });
+
+  test('dead-letters a refused document at once even when its neighbour must be retried', async () => {
+    const { clock, store, channel, writer, add } = setup({ batchSize: 3 });
+    store.refuse(2, 'b');
+    store.failOnce('c');
+    add('a', 'b', 'c');
+    await settle();
+    assert.deepEqual(channel.deadLetteredIds, ['b']);
+    assert.deepEqual(channel.ackedIds, ['a', 'b']);
+    assert.equal(writer.storeHealthy, false);
+
+    clock.advance(clock.nextIn!);
+    await settle();
+    assert.deepEqual(store.calls.map((docs) => docs.map((doc) => doc._id)), [['a', 'b', 'c'], ['c']], 'only the transient failure is written again');
+    assert.deepEqual(channel.ackedIds, ['a', 'b', 'c']);
+    assert.equal(writer.storeHealthy, true);
   });
 });
 
@@ -211,6 +260,7 @@ describe('BatchWriter during a database outage', () => {
     assert.equal(writer.storeHealthy, true);
     assert.deepEqual(health, [false, true]);
     assert.equal(channel.acked.length + channel.nacked.length, 0);
+    assert.deepEqual(channel.closedCalls, []);
   });
 
   test('does not ack a delivery whose channel closed while its insert was in flight', async () => {
@@ -222,6 +272,7 @@ describe('BatchWriter during a database outage', () => {
     release();
     await settle();
     assert.equal(channel.acked.length, 0, 'the broker redelivers; the redelivery is a duplicate, acked then');
+    assert.deepEqual(channel.closedCalls, []);
     assert.equal(store.docs.size, 2);
     assert.equal(writer.storeHealthy, true);
   });

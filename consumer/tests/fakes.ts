@@ -1,10 +1,12 @@
 // Fakes at the consumer's own boundaries (clock, store, channel), each able to fail on demand.
 import type { Message } from 'amqplib';
 import type { QueueMessage, StoredActivity } from '@event-tracker/shared';
-import type { ActivityStore, InsertOutcome, WriteStatus } from '../src/activityStore.ts';
-import type { Clock } from '../src/clock.ts';
-import { createLogger, type Logger } from '../src/logger.ts';
-import type { AckChannel, Delivery } from '../src/services/batchWriter.ts';
+import type { ActivityStore, InsertOutcome } from '../src/activityStore.ts';
+import type { Clock } from '@event-tracker/common/clock.ts';
+import { createLogger, type Logger } from '@event-tracker/common/logger.ts';
+import { parseDelivery, type ParsedActivity } from '../src/services/activityProcessor.ts';
+import type { AckChannel, Delivery } from '../src/services/settler.ts';
+import { DUPLICATE, RETRY, STORED, rejection, type Verdict } from '../src/services/verdict.ts';
 
 /** A clock that moves only when told to; `advance` runs the tasks that fall due, in order. */
 export class FakeClock implements Clock {
@@ -51,7 +53,11 @@ export function settle(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
 }
 
-/** An in-memory `activities` collection with a unique _id, like the real one. */
+/**
+ * An in-memory `activities` collection with a unique _id, like the real one. It can give each
+ * verdict the real store gives: `down` fails whole batches (retry), `failOnce` fails documents
+ * transiently (retry), `refuse` and `unencodable` reject documents for good.
+ */
 export class FakeStore implements Pick<ActivityStore, 'insertBatch' | 'ping'> {
   readonly docs = new Map<string, StoredActivity>();
   readonly calls: StoredActivity[][] = [];
@@ -59,11 +65,23 @@ export class FakeStore implements Pick<ActivityStore, 'insertBatch' | 'ping'> {
   /** While true every insert fails as if the server were unreachable, and ping fails. */
   down = false;
   #failOnce = new Set<string>();
+  readonly #refused = new Map<string, number>();
+  readonly #unencodable = new Set<string>();
   #gate: Promise<void> | undefined;
 
-  /** The next insert fails these ids with a non-duplicate write error; the rest go through. */
+  /** The next insert fails these ids with a transient write error (retry); the rest go through. */
   failOnce(...ids: string[]): void {
     for (const id of ids) this.#failOnce.add(id);
+  }
+
+  /** Every insert of these ids is refused by the server with `code` (rejected 'refused'). */
+  refuse(code: number, ...ids: string[]): void {
+    for (const id of ids) this.#refused.set(id, code);
+  }
+
+  /** The driver cannot encode these ids (rejected 'unencodable'); the rest are still stored. */
+  unencodable(...ids: string[]): void {
+    for (const id of ids) this.#unencodable.add(id);
   }
 
   /** Inserts wait until the returned function is called, as a slow write would. */
@@ -79,16 +97,26 @@ export class FakeStore implements Pick<ActivityStore, 'insertBatch' | 'ping'> {
   async insertBatch(docs: readonly StoredActivity[]): Promise<InsertOutcome> {
     this.calls.push([...docs]);
     await this.#gate;
-    if (this.down) return { statuses: docs.map(() => 'failed'), error: new Error('connect ECONNREFUSED') };
+    if (this.down) return { verdicts: docs.map(() => RETRY), error: new Error('connect ECONNREFUSED') };
     const failing = this.#failOnce;
     this.#failOnce = new Set();
-    const statuses = docs.map((doc): WriteStatus => {
-      if (failing.has(doc._id)) return 'failed';
-      if (this.docs.has(doc._id)) return 'duplicate';
+    let failed = false;
+    const verdicts = docs.map((doc): Verdict => {
+      if (this.#unencodable.has(doc._id)) return rejection('unencodable', 'The driver cannot encode the document: fake');
+      const refusal = this.#refused.get(doc._id);
+      if (refusal !== undefined) {
+        failed = true;
+        return rejection('refused', `The database refused the document (code ${refusal}): fake`);
+      }
+      if (failing.has(doc._id)) {
+        failed = true;
+        return RETRY;
+      }
+      if (this.docs.has(doc._id)) return DUPLICATE;
       this.docs.set(doc._id, doc);
-      return 'stored';
+      return STORED;
     });
-    return { statuses, ...(failing.size > 0 ? { error: new Error('write error') } : {}) };
+    return { verdicts, ...(failed ? { error: new Error('write error') } : {}) };
   }
 
   async ping(): Promise<boolean> {
@@ -97,21 +125,59 @@ export class FakeStore implements Pick<ActivityStore, 'insertBatch' | 'ping'> {
   }
 }
 
-/** A channel that records acks and nacks, and can be closed as the broker would close it. */
+/**
+ * A channel that records acks, nacks and dead-letter copies, and can be closed as the broker would
+ * close it. Dead-letter copies can be refused (`failDeadLetters`) or held unconfirmed (`holdConfirms`).
+ * A call on a closed channel is recorded in `closedCalls`; ack and nack then throw, as amqplib does,
+ * and deadLetter resolves false, as the broker session's does.
+ */
 export class FakeChannel implements AckChannel {
   open = true;
   readonly acked: Message[] = [];
   readonly nacked: { message: Message; requeue: boolean | undefined }[] = [];
+  readonly deadLettered: { message: Message; headers: Readonly<Record<string, string>> }[] = [];
+  /** Calls made after the channel closed: their delivery tags were void. */
+  readonly closedCalls: ('ack' | 'nack' | 'deadLetter')[] = [];
+  /** While true the broker does not confirm dead-letter copies: deadLetter resolves false. */
+  failDeadLetters = false;
+  #gate: Promise<void> | undefined;
   #nextTag = 1;
 
   ack(message: Message): void {
-    if (!this.open) throw new Error('Channel closed');
+    this.#assertOpen('ack');
     this.acked.push(message);
   }
 
   nack(message: Message, _allUpTo?: boolean, requeue?: boolean): void {
-    if (!this.open) throw new Error('Channel closed');
+    this.#assertOpen('nack');
     this.nacked.push({ message, requeue });
+  }
+
+  async deadLetter(message: Message, headers: Readonly<Record<string, string>>): Promise<boolean> {
+    if (!this.open) {
+      this.closedCalls.push('deadLetter');
+      return false;
+    }
+    this.deadLettered.push({ message, headers: { ...headers } });
+    const failing = this.failDeadLetters;
+    await this.#gate;
+    return !failing;
+  }
+
+  #assertOpen(call: 'ack' | 'nack'): void {
+    if (this.open) return;
+    this.closedCalls.push(call);
+    throw new Error('Channel closed');
+  }
+
+  /** Dead-letter confirms wait until the returned function is called, as a slow broker would. */
+  holdConfirms(): () => void {
+    let release: () => void = () => {};
+    this.#gate = new Promise((resolve) => (release = resolve));
+    return () => {
+      this.#gate = undefined;
+      release();
+    };
   }
 
   /** A delivery of `body` (JSON-encoded unless a string or Buffer) on this channel. */
@@ -124,6 +190,10 @@ export class FakeChannel implements AckChannel {
 
   get ackedIds(): unknown[] {
     return this.acked.map((message) => message.properties.messageId);
+  }
+
+  get deadLetteredIds(): unknown[] {
+    return this.deadLettered.map(({ message }) => message.properties.messageId);
   }
 }
 
@@ -141,6 +211,13 @@ export function event(id: string, overrides: Partial<Record<keyof QueueMessage, 
 
 export function deliverEvent(channel: FakeChannel, id: string): Delivery {
   return channel.deliver(event(id), { messageId: id, headers: { receivedAt: '2023-10-27T10:00:01.000Z' } });
+}
+
+/** The activity a valid delivery parses to, as the consumer's onDelivery hands it to the writer. */
+export function activityOf(delivery: Delivery): ParsedActivity {
+  const parsed = parseDelivery(delivery.message);
+  if (parsed.verdict !== 'activity') throw new Error(`test delivery rejected: ${parsed.reason}`);
+  return parsed.activity;
 }
 
 /** A logger that keeps its lines, parsed, for assertions. */

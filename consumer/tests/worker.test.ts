@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import amqp, { type ChannelModel, type ConfirmChannel } from 'amqplib';
 import { MongoClient } from 'mongodb';
 import { CLIENT_OPTIONS, COLLECTION } from '../src/activityStore.ts';
-import { assertTopology, deadLetterQueueName } from '../src/topology.ts';
+import { assertTopology, deadLetterQueueName } from '@event-tracker/common/topology.ts';
 import { deleteQueues, servicesMissing, serviceUrl, uniqueName } from '../../tests/support/services.ts';
 import { root, runtimeMissing, selectedRuntimes, startService, stopService, waitFor } from '../../tests/support/processes.ts';
 import { event } from './fakes.ts';

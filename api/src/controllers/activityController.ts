@@ -3,7 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AcceptedResponse, ActivityEvent, QueueMessage } from '@event-tracker/shared';
-import type { Histogram } from '../metrics.ts';
+import type { Histogram } from '@event-tracker/common/metrics.ts';
 import type { Publisher } from '../publisher.ts';
 import { parseJson, readBody, requireJson } from '../body.ts';
 import { sendJson } from '../respond.ts';

@@ -2,10 +2,10 @@
 // never rate limited.
 import { readFileSync } from 'node:fs';
 import type { HealthReport } from '@event-tracker/shared';
-import type { Registry } from '../metrics.ts';
+import type { Registry } from '@event-tracker/common/metrics.ts';
 import type { Publisher } from '../publisher.ts';
 import type { Handler } from './activityController.ts';
-import { PROMETHEUS_CONTENT_TYPE } from '../metrics.ts';
+import { PROMETHEUS_CONTENT_TYPE } from '@event-tracker/common/metrics.ts';
 import { send, sendJson } from '../respond.ts';
 
 /** 200 while events can be published, 503 otherwise, with the same body shape either way. */

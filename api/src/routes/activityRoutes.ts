@@ -1,7 +1,7 @@
 // The route table: path -> method -> handler. An unknown path is 404; a known path with another
 // method is 405 with Allow.
 import type { ActivityControllerDeps, Handler } from '../controllers/activityController.ts';
-import type { Registry } from '../metrics.ts';
+import type { Registry } from '@event-tracker/common/metrics.ts';
 import { activityController } from '../controllers/activityController.ts';
 import { health, metrics, openApi } from '../controllers/statusController.ts';
 import { MethodNotAllowed, NotFound } from '../errors.ts';

@@ -1,8 +1,11 @@
-// Turns one queue message into the activity the consumer stores, or into the reason it cannot be
-// stored. Pure: no I/O, no clock, so every kind of bad message is a plain unit test.
+// Decides what one queue message is: the activity the consumer stores, or a rejection saying why it
+// can never be stored. The one place that parses and applies the event contract (the API's own,
+// common/src/eventContract.ts). Pure: no I/O, no clock, so every kind of bad message is a unit test.
 import { createHash } from 'node:crypto';
 import type { QueueMessage, ReceivedAtHeader, StoredActivity } from '@event-tracker/shared';
-import { timestampProblem } from '../timestamp.ts';
+import { Problems, checkEventFields, describe, isObject, type EventFields } from '@event-tracker/common/eventContract.ts';
+import { decodeJson } from '@event-tracker/common/json.ts';
+import { rejection, type Rejection } from './verdict.ts';
 
 /** The parts of an AMQP message the parser reads; amqplib's `Message` satisfies it. */
 export interface IncomingMessage {
@@ -16,31 +19,34 @@ export interface IncomingMessage {
 /** A stored activity before the write that stamps `processedAt`. */
 export type ParsedActivity = Omit<StoredActivity, 'processedAt'>;
 
-export type ParseResult = { readonly ok: true; readonly activity: ParsedActivity } | { readonly ok: false; readonly reason: string };
+/** What a message is: an activity to write, or a rejection saying why it can never be stored. */
+export type Parsed = { readonly verdict: 'activity'; readonly activity: ParsedActivity } | Rejection;
 
 const RECEIVED_AT: ReceivedAtHeader = 'receivedAt';
 const MAX_ID_LENGTH = 128;
+/** How many of a message's contract problems its rejection reason names. */
+const REASON_PROBLEMS = 3;
 
-export function parseDelivery(message: IncomingMessage): ParseResult {
-  let body: unknown;
-  try {
-    body = JSON.parse(message.content.toString('utf8'));
-  } catch {
-    return reject('body is not valid JSON');
-  }
-  if (!isPlainObject(body)) return reject('body is not a JSON object');
-  const event = body as Partial<Record<keyof QueueMessage, unknown>>;
+export function parseDelivery(message: IncomingMessage): Parsed {
+  const decoded = decodeJson(message.content);
+  if (!decoded.ok) return rejection('unparseable', decoded.reason);
+  if (!isObject(decoded.value)) return rejection('unparseable', `The body is not a JSON object, but ${describe(decoded.value)}`);
+  const event = decoded.value as Partial<Record<keyof QueueMessage, unknown>>;
 
   const messageId = message.properties.messageId;
-  if (messageId !== undefined && !isId(messageId)) return reject(`messageId must be a string of 1 to ${MAX_ID_LENGTH} characters`);
-  if (event.id !== undefined && !isId(event.id)) return reject(`id must be a string of 1 to ${MAX_ID_LENGTH} characters`);
-  if (messageId !== undefined && event.id !== undefined && messageId !== event.id) return reject('messageId does not match the id in the body');
+  if (messageId !== undefined && !isId(messageId)) return rejection('contract', `messageId must be a string of 1 to ${MAX_ID_LENGTH} visible characters`);
+  if (event.id !== undefined && !isId(event.id)) return rejection('contract', `id must be a string of 1 to ${MAX_ID_LENGTH} visible characters`);
+  if (messageId !== undefined && event.id !== undefined && messageId !== event.id) return rejection('contract', 'messageId does not match the id in the body');
 
-  if (!isNonEmptyString(event.userId)) return reject('userId must be a non-empty string');
-  if (!isNonEmptyString(event.eventType)) return reject('eventType must be a non-empty string');
-  const timestamp = parseTimestamp(event.timestamp);
-  if (!timestamp) return reject('timestamp must be an RFC 3339 date-time with a zone designator');
-  if (!isPlainObject(event.payload)) return reject('payload must be a JSON object');
+  // The API checked these with the same contract; a message put on the queue by anything else is
+  // held to it here, so nothing the database would alter or refuse reaches it.
+  const problems = new Problems();
+  const fields = checkEventFields(problems, event as Record<keyof EventFields, unknown>);
+  if (!problems.empty) {
+    const named = problems.list.slice(0, REASON_PROBLEMS).map(({ field, message: text }) => `${field} ${text}`);
+    const more = problems.count > REASON_PROBLEMS ? ` (and ${problems.count - REASON_PROBLEMS} more)` : '';
+    return rejection('contract', `${named.join('; ')}${more}`);
+  }
 
   // Both ids were checked above. Without either, hash the body: a redelivery of the same bytes maps to
   // the same _id, so it still collides instead of duplicating.
@@ -49,13 +55,13 @@ export function parseDelivery(message: IncomingMessage): ParseResult {
   const activity: ParsedActivity = {
     _id: id,
     id,
-    userId: event.userId,
-    eventType: event.eventType,
-    timestamp,
-    payload: event.payload,
+    userId: fields.userId,
+    eventType: fields.eventType,
+    timestamp: new Date(fields.timestamp),
+    payload: fields.payload,
     ...(receivedAt ? { receivedAt } : {}),
   };
-  return { ok: true, activity };
+  return { verdict: 'activity', activity };
 }
 
 /** The document as written: the parsed activity stamped with the time of the write. */
@@ -70,27 +76,9 @@ export function idFromContent(content: Buffer): string {
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-8${hex.slice(13, 16)}-${variant}${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
 }
 
-function reject(reason: string): ParseResult {
-  return { ok: false, reason };
-}
-
-function isPlainObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-function isNonEmptyString(value: unknown): value is string {
-  return typeof value === 'string' && value.trim().length > 0;
-}
-
 function isId(value: unknown): value is string {
   // Control characters would make ids unreadable in logs and URLs; none of the API's ids carry them.
-  return typeof value === 'string' && value.length > 0 && value.length <= MAX_ID_LENGTH && !/[\u0000-\u001f\u007f]/.test(value);
-}
-
-/** The same RFC 3339 calendar check the API applies, so anything the API accepted parses here. */
-function parseTimestamp(value: unknown): Date | undefined {
-  if (typeof value !== 'string' || timestampProblem(value) !== undefined) return undefined;
-  return new Date(value);
+  return typeof value === 'string' && value.length > 0 && value.length <= MAX_ID_LENGTH && value.isWellFormed() && !/[\u0000-\u001f\u007f]/.test(value);
 }
 
 /** The API's receive time; a missing or unreadable header is left out, never a reason to reject. */

@@ -1,10 +1,11 @@
-// The processing loop: delivery -> parse -> batch -> write -> ack. Deliveries are collected until
-// BATCH_SIZE of them are waiting or the oldest has waited BATCH_MAX_WAIT_MS, written with one
-// insertMany, and each is acked only once the database has acknowledged its document.
+// Batching and writing: parsed deliveries are collected until BATCH_SIZE of them are waiting or the
+// oldest has waited BATCH_MAX_WAIT_MS, written with one insertMany, and each document's verdict is
+// handed to the settler: stored and duplicate are acked, rejected (the database refused it, or the
+// driver cannot encode it) is dead-lettered, in the same write cycle. Only `retry` stays in hand.
 //
-// Outages. A failed write is retried with capped exponential back-off and never acked, nacked or
-// dropped while its channel is open; meanwhile `onStoreHealth(false)` lets the worker cancel the
-// consumer, so nothing more is pulled (prefetch bounds what is already in hand). We never
+// Outages. A write that fails as a whole is retried with capped exponential back-off and never
+// acked, nacked or dropped while its channel is open; meanwhile `onStoreHealth(false)` lets the
+// worker cancel the consumer, so nothing more is pulled (prefetch bounds what is in hand). We never
 // nack-with-requeue on a database error: in a quorum queue every requeue counts toward
 // x-delivery-limit, so an outage would push good messages into the dead-letter queue.
 // If the outage outlasts the broker's consumer_timeout (30 min), the broker closes the channel and
@@ -12,26 +13,14 @@
 // (`channel.open` is false): we drop them from memory without acking and, since consumption stays
 // cancelled until a write or ping succeeds again, they come back once, after the store is healthy,
 // and are written idempotently. One outage therefore costs each message at most one redelivery.
-import type { Message } from 'amqplib';
 import type { ActivityStore, InsertOutcome } from '../activityStore.ts';
-import { backoffDelay, type BackoffOptions } from '../backoff.ts';
-import { sleep, type Clock } from '../clock.ts';
+import { backoffDelay, type BackoffOptions } from '@event-tracker/common/backoff.ts';
+import { sleep, type Clock } from '@event-tracker/common/clock.ts';
 import type { ConsumerMetrics } from '../consumerMetrics.ts';
-import type { Logger } from '../logger.ts';
-import { parseDelivery, toDocument, type ParsedActivity } from './activityProcessor.ts';
-
-/** The channel a delivery arrived on, as far as acknowledging goes. */
-export interface AckChannel {
-  /** False once the channel has closed: its delivery tags are void and the broker has requeued them. */
-  readonly open: boolean;
-  ack(message: Message): void;
-  nack(message: Message, allUpTo?: boolean, requeue?: boolean): void;
-}
-
-export interface Delivery {
-  readonly message: Message;
-  readonly channel: AckChannel;
-}
+import type { Logger } from '@event-tracker/common/logger.ts';
+import { toDocument, type ParsedActivity } from './activityProcessor.ts';
+import { RETRY } from './verdict.ts';
+import type { Delivery, Settler } from './settler.ts';
 
 export interface BatchWriterOptions {
   readonly store: Pick<ActivityStore, 'insertBatch' | 'ping'>;
@@ -44,6 +33,7 @@ export interface BatchWriterOptions {
   readonly random?: () => number;
   readonly logger: Logger;
   readonly metrics: ConsumerMetrics;
+  readonly settler: Settler;
   /** Called when writes start failing (false) and when the store takes them again (true). */
   readonly onStoreHealth?: (healthy: boolean) => void;
 }
@@ -88,10 +78,8 @@ export class BatchWriter {
     return this.#writing.length + this.#pending.length;
   }
 
-  add(delivery: Delivery): void {
-    const parsed = parseDelivery(delivery.message);
-    if (!parsed.ok) return this.#deadLetter(delivery, parsed.reason);
-    this.#pending.push({ delivery, activity: parsed.activity, arrivedAt: this.#options.clock.now() });
+  add(delivery: Delivery, activity: ParsedActivity): void {
+    this.#pending.push({ delivery, activity, arrivedAt: this.#options.clock.now() });
     this.#kick();
   }
 
@@ -180,9 +168,9 @@ export class BatchWriter {
     this.#pending = this.#pending.filter(open);
   }
 
-  /** One insertMany; acks what is stored and returns what is not. */
+  /** One insertMany; settles each document's verdict and returns those to retry. */
   async #write(entries: readonly Entry[]): Promise<Entry[]> {
-    const { clock, store, metrics, logger } = this.#options;
+    const { clock, store, metrics, logger, settler } = this.#options;
     const started = clock.now();
     const processedAt = new Date(started);
     const docs = entries.map((entry) => toDocument(entry.activity, processedAt));
@@ -190,44 +178,29 @@ export class BatchWriter {
     metrics.writeSeconds.observe((clock.now() - started) / 1000);
     metrics.batchSize.observe(entries.length);
 
-    const failed: Entry[] = [];
+    const retry: Entry[] = [];
     entries.forEach((entry, index) => {
-      const status = outcome.statuses[index] ?? 'failed';
-      if (status === 'failed') return void failed.push(entry);
-      (status === 'stored' ? metrics.stored : metrics.duplicates).inc();
-      // A channel that closed during the write has lost its tags; the broker redelivers, and the
-      // redelivery is a duplicate, acked then.
-      if (entry.delivery.channel.open) entry.delivery.channel.ack(entry.delivery.message);
+      const verdict = outcome.verdicts[index] ?? RETRY;
+      if (verdict.verdict === 'retry') retry.push(entry);
+      else settler.settle(entry.delivery, verdict);
     });
-    if (failed.length > 0) logger.warn('batch write failed', { err: outcome.error, failed: failed.length, batch: entries.length });
-    return failed;
+    if (retry.length > 0) logger.warn('batch write failed', { err: outcome.error, failed: retry.length, batch: entries.length });
+    return retry;
   }
 
   /**
-   * The store's answer to a write, or "every document failed" once WRITE_TIMEOUT_MS passes without
+   * The store's answer to a write, or "retry every document" once WRITE_TIMEOUT_MS passes without
    * one. The driver's own timeouts do not always end a write: on Bun we saw insertMany stay pending
    * for over a minute after its connection was cut, stalling the whole consumer while /health said
    * ok. A write abandoned here may still land; its documents then come back as duplicates and are
-   * acked. The store reports failures instead of throwing; should it throw anyway, nothing is stored.
+   * acked. The store gives verdicts instead of throwing; should it throw anyway, everything is retried.
    */
   #answerOf(write: Promise<InsertOutcome>): Promise<InsertOutcome> {
     const { clock, writeTimeoutMs } = this.#options;
     return new Promise((resolve) => {
-      const cancel = clock.schedule(writeTimeoutMs, () => resolve({ statuses: [], error: new Error(`no answer from the database within ${writeTimeoutMs} ms`) }));
-      write.then(resolve, (error: unknown) => resolve({ statuses: [], error })).finally(cancel);
+      const cancel = clock.schedule(writeTimeoutMs, () => resolve({ verdicts: [], error: new Error(`no answer from the database within ${writeTimeoutMs} ms`) }));
+      write.then(resolve, (error: unknown) => resolve({ verdicts: [], error })).finally(cancel);
     });
-  }
-
-  #deadLetter(delivery: Delivery, reason: string): void {
-    const { messageId } = delivery.message.properties;
-    // The reason and the message's identity only: the payload never goes to the log.
-    this.#options.logger.warn('message rejected to the dead-letter queue', {
-      reason,
-      messageId: typeof messageId === 'string' ? messageId : undefined,
-      deliveryTag: delivery.message.fields.deliveryTag,
-    });
-    this.#options.metrics.deadLettered.inc();
-    if (delivery.channel.open) delivery.channel.nack(delivery.message, false, false);
   }
 
   #setHealthy(healthy: boolean): void {

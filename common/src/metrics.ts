@@ -1,5 +1,4 @@
 // A minimal Prometheus text-format registry: counters, gauges and histograms with labels.
-// Identical copy in consumer/src/metrics.ts (shared/ is types-only); consumer/tests/sameFiles.test.ts keeps them equal.
 
 export type Labels = Readonly<Record<string, string>>;
 

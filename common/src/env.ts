@@ -1,7 +1,6 @@
 // Reading settings from the environment: every problem is collected, so start-up fails once naming
 // each bad variable, and the settings both services read (broker, queue, shutdown, logging) are
 // read by one function, so the API and the consumer cannot accept different values for them.
-// Identical copy in consumer/src/env.ts (shared/ is types-only); consumer/tests/sameFiles.test.ts keeps them equal.
 import type { LevelName } from './logger.ts';
 import type { QueueType, TopologyOptions } from './topology.ts';
 

@@ -1,6 +1,5 @@
 // Queue topology, declared identically by the API and the consumer: the broker closes the channel
-// (PRECONDITION_FAILED) when two declarations of one queue differ. Identical copy in
-// consumer/src/topology.ts (shared/ is types-only); consumer/tests/sameFiles.test.ts keeps them equal.
+// (PRECONDITION_FAILED) when two declarations of one queue differ.
 import type { Channel } from 'amqplib';
 
 export type QueueType = 'quorum' | 'classic';

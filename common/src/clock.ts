@@ -1,4 +1,4 @@
-// Time as the consumer sees it, injected so tests drive batching and back-off without waiting.
+// Time as the services see it, injected so tests drive batching, deadlines and back-off without waiting.
 
 export interface Clock {
   now(): number;

@@ -1,6 +1,5 @@
 // RFC 3339 date-time check (the ISO 8601 profile with a mandatory zone). `new Date()` alone is
 // not enough: it rolls 2023-02-30 over to March and accepts strings without a zone.
-// Identical copy in consumer/src/timestamp.ts (shared/ is types-only); consumer/tests/sameFiles.test.ts keeps them equal.
 
 const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.\d{1,9})?(?:[Zz]|[+-](\d{2}):(\d{2}))$/;
 

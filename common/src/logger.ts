@@ -1,5 +1,4 @@
 // JSON-lines logger with pino's output shape (numeric level, time, msg, bindings, err) and no pino.
-// Identical copy in consumer/src/logger.ts (shared/ is types-only); consumer/tests/sameFiles.test.ts keeps them equal.
 
 export type LevelName = 'debug' | 'info' | 'warn' | 'error' | 'fatal';
 
