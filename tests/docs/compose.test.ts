@@ -1,0 +1,247 @@
+// Keeps docker-compose.yml and the Dockerfiles it builds production-like: every image pinned to at
+// least major.minor, the database and the broker published on loopback unless .env says otherwise,
+// and the consumer writing as a readWrite-only user that the MongoDB init script creates.
+// The compose file is parsed with PyYAML, as .ci/rehearse-image.mjs does, and each `${NAME:-default}`
+// is read as its default: what a fresh clone without .env gets.
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { runInNewContext } from 'node:vm';
+import { root } from '../support/processes.ts';
+
+type Yaml = string | number | boolean | null | Yaml[] | { [key: string]: Yaml };
+interface Service {
+  readonly image?: string;
+  readonly build?: { readonly context: string; readonly dockerfile?: string };
+  readonly ports?: ReadonlyArray<string | number | { readonly host_ip?: string; readonly published?: number | string; readonly target: number }>;
+  readonly network_mode?: string;
+  readonly environment?: Readonly<Record<string, string | number>>;
+  readonly volumes?: ReadonlyArray<string | { readonly source?: string; readonly target: string }>;
+}
+
+const PYTHON = '/usr/bin/python3';
+const TO_JSON = 'import sys, json, yaml; print(json.dumps(yaml.safe_load(sys.stdin)))';
+
+function parseYaml(text: string): Yaml | undefined {
+  try {
+    return JSON.parse(execFileSync(PYTHON, ['-c', TO_JSON], { input: text, encoding: 'utf8' })) as Yaml;
+  } catch {
+    return undefined;
+  }
+}
+
+const composeText = readFileSync(join(root, 'docker-compose.yml'), 'utf8');
+const raw = parseYaml(composeText) as { services: Record<string, Service> } | undefined;
+// The compose test image has no PyYAML; CI (.ci/run) has it, with docker-compose.
+const skip = raw === undefined && `compose checks skipped: ${PYTHON} with PyYAML is needed to parse docker-compose.yml (Debian: python3-yaml)`;
+
+/** Compose's interpolation as a fresh clone sees it: `${NAME:-default}` and `${NAME-default}` are the default, others empty. */
+function withDefaults<T extends Yaml>(value: T): T {
+  if (typeof value === 'string') {
+    return value.replace(/\$\$|\$\{([A-Za-z_]\w*)(?::?-([^}]*))?\}|\$([A-Za-z_]\w*)/g, (match, _braced, fallback: string | undefined) => (match === '$$' ? '$' : (fallback ?? ''))) as T;
+  }
+  if (Array.isArray(value)) return value.map(withDefaults) as T;
+  if (value !== null && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, withDefaults(item)])) as T;
+  return value;
+}
+
+const services: Record<string, Service> = raw ? withDefaults(raw.services as unknown as Yaml) as unknown as Record<string, Service> : {};
+
+/**
+ * Why `ref` floats, or undefined when it is pinned: by digest, or by a tag starting with at least
+ * major.minor (`8.0`, `1.4.5-slim`, `3.10.8-management`). Floating: no tag (which means `latest`),
+ * `latest`, a major only (`mongo:8`, `oven/bun:1-slim`, `node:20`), a name (`lts`, `bookworm`),
+ * and anything left to a variable.
+ */
+function floatingTag(ref: string): string | undefined {
+  if (ref.includes('$')) return 'its tag is a variable, so it cannot be checked';
+  if (/@sha256:[0-9a-f]{64}$/.test(ref)) return undefined;
+  // The tag is in the last path segment: `registry:5000/name` has a port, not a tag.
+  const name = ref.split('/').at(-1)!;
+  const colon = name.indexOf(':');
+  if (colon < 0) return 'it has no tag, which means latest';
+  const tag = name.slice(colon + 1);
+  if (/^v?\d+\.\d+(?:\.\d+)*(?:[-_+][\w.+-]+)?$/.test(tag)) return undefined;
+  return `its tag "${tag}" is not pinned to at least major.minor`;
+}
+
+/** The images of every FROM line of `dockerfile`, stages (`FROM deps`) and `scratch` left out. */
+function baseImages(dockerfile: string): string[] {
+  const stages = new Set<string>();
+  const images: string[] = [];
+  for (const line of readFileSync(dockerfile, 'utf8').split('\n')) {
+    const from = /^\s*FROM\s+(?:--platform=\S+\s+)?(\S+)(?:\s+AS\s+(\S+))?\s*$/i.exec(line);
+    if (from === null) continue;
+    if (!stages.has(from[1]!) && from[1] !== 'scratch') images.push(from[1]!);
+    if (from[2] !== undefined) stages.add(from[2]);
+  }
+  return images;
+}
+
+const dockerfiles = Object.values(services)
+  .filter((service) => service.build !== undefined)
+  .map(({ build }) => join(build!.context.startsWith('/') ? build!.context : join(root, build!.context), build!.dockerfile ?? 'Dockerfile'));
+
+/** Images that hold data or credentials and must not face the network by default. */
+const DATA_IMAGES = new Set(['rabbitmq', 'mongo', 'postgres', 'mysql', 'mariadb', 'redis', 'valkey', 'ferretdb']);
+const repository = (ref: string): string => ref.split('/').at(-1)!.split(/[:@]/)[0]!;
+const dataServices = Object.entries(services).filter(([, service]) => service.image !== undefined && DATA_IMAGES.has(repository(service.image)));
+
+/** The host address of a published port, or undefined when it has none (every interface). */
+function hostAddress(port: string | number | { readonly host_ip?: string }): string | undefined {
+  if (typeof port === 'object') return port.host_ip || undefined;
+  const spec = String(port).replace(/\/\w+$/, '');
+  const bracketed = /^\[([^\]]+)\]:/.exec(spec);
+  if (bracketed !== null) return bracketed[1];
+  const parts = spec.split(':');
+  // HOST:PUBLISHED:TARGET (PUBLISHED may be empty); an unbracketed IPv6 host has colons of its own.
+  return parts.length >= 3 ? parts.slice(0, -2).join(':') : undefined;
+}
+
+const isLoopback = (address: string): boolean => /^127\.\d+\.\d+\.\d+$/.test(address) || address === '::1' || address === 'localhost';
+
+describe('the floating-tag rule', () => {
+  test('counts latest, no tag, a major only and named tags as floating, and major.minor or a digest as pinned', () => {
+    for (const ref of ['mongo', 'mongo:latest', 'mongo:8', 'oven/bun:1-slim', 'node:20', 'node:lts-slim', 'debian:bookworm', 'registry:5000/mongo', 'mongo:${MONGO_TAG}']) {
+      assert.notEqual(floatingTag(ref), undefined, `${ref} should count as floating`);
+    }
+    for (const ref of ['mongo:8.0', 'oven/bun:1.4.5-slim', 'rabbitmq:3.10.8-management', 'node:20.20.2', 'registry:5000/team/mongo:8.0.4', `mongo@sha256:${'a'.repeat(64)}`]) {
+      assert.equal(floatingTag(ref), undefined, `${ref} should count as pinned`);
+    }
+  });
+
+  test('reads the host address of short and long port syntax, IPv6 included', () => {
+    assert.equal(hostAddress('5672:5672'), undefined);
+    assert.equal(hostAddress(5672), undefined);
+    assert.equal(hostAddress('127.0.0.1:5672:5672/tcp'), '127.0.0.1');
+    assert.equal(hostAddress('127.0.0.1::5672'), '127.0.0.1');
+    assert.equal(hostAddress('[::1]:5672:5672'), '::1');
+    assert.equal(hostAddress({ host_ip: '0.0.0.0' }), '0.0.0.0');
+    assert.equal(hostAddress({}), undefined);
+  });
+});
+
+describe('docker-compose.yml images', { skip }, () => {
+  test('every service image is pinned to at least major.minor', () => {
+    const images = Object.entries(services).filter(([, service]) => service.image !== undefined);
+    assert.ok(images.length >= 2, 'found no images in docker-compose.yml');
+    const floating = images.map(([name, { image }]) => [name, image!, floatingTag(image!)] as const).filter(([, , why]) => why !== undefined);
+    assert.deepEqual(floating.map(([name, image, why]) => `${name}: ${image}: ${why}`), []);
+  });
+
+  test('every FROM line of the Dockerfiles compose builds is pinned to at least major.minor', () => {
+    assert.ok(dockerfiles.length >= 3, `found ${dockerfiles.length} Dockerfiles to check`);
+    const floating = dockerfiles.flatMap((file) => baseImages(file).map((image) => `${file.slice(root.length + 1)}: FROM ${image}: ${floatingTag(image)}`).filter((line) => !line.endsWith(': undefined')));
+    assert.deepEqual(floating, []);
+  });
+
+  test("the Bun image is exactly package.json's bun, the one the tests run", () => {
+    const bun = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { devDependencies: Record<string, string> }).devDependencies.bun;
+    const tags = dockerfiles.flatMap(baseImages).filter((image) => repository(image) === 'bun').map((image) => image.split(':')[1]!);
+    assert.ok(tags.length > 0, 'no Dockerfile runs on oven/bun');
+    for (const tag of tags) assert.equal(tag.replace(/-.*$/, ''), bun, `oven/bun:${tag} against package.json bun ${bun}`);
+  });
+});
+
+describe('docker-compose.yml ports', { skip }, () => {
+  test('finds the broker and the database among the services', () => {
+    assert.deepEqual(dataServices.map(([, service]) => repository(service.image!)).sort(), ['mongo', 'rabbitmq']);
+  });
+
+  test('the broker and the database publish their ports on loopback only', () => {
+    const problems: string[] = [];
+    for (const [name, service] of dataServices) {
+      if (service.network_mode === 'host') problems.push(`${name}: network_mode host publishes every port on every interface`);
+      for (const port of service.ports ?? []) {
+        const address = hostAddress(port);
+        if (address === undefined) problems.push(`${name}: ${JSON.stringify(port)} is published on every interface; give it a host address`);
+        else if (!isLoopback(address)) problems.push(`${name}: ${JSON.stringify(port)} is published on ${address}, not loopback`);
+      }
+    }
+    assert.deepEqual(problems, []);
+  });
+
+  test('their host address is a ${NAME:-127.0.0.1} placeholder, so .env can open them', () => {
+    const rawServices = raw!.services;
+    for (const [name] of dataServices) {
+      for (const port of rawServices[name]!.ports ?? []) {
+        assert.match(String(port), /^\$\{[A-Z][A-Z0-9_]*:-127\.0\.0\.1\}:/, `${name}: ${JSON.stringify(port)}`);
+      }
+    }
+  });
+});
+
+interface CreateUser {
+  readonly in: string;
+  readonly user: unknown;
+  readonly pwd: unknown;
+  readonly roles: unknown;
+}
+
+/**
+ * Runs a MongoDB init script as the mongo image's entrypoint does (mongosh, database `test`), with a
+ * `db` that records createUser calls and refuses everything else, so a grant the test does not know
+ * of cannot pass unseen.
+ */
+function runInitScript(file: string, env: Readonly<Record<string, string>>): CreateUser[] {
+  const calls: CreateUser[] = [];
+  const database = (name: string): object =>
+    new Proxy(
+      {},
+      {
+        get: (_target, property) => {
+          if (property === 'getSiblingDB') return (other: string) => database(other);
+          // Through JSON: objects made in the script's context have its prototypes, which deepEqual tells apart.
+          if (property === 'createUser') return (spec: unknown) => calls.push({ in: name, ...(JSON.parse(JSON.stringify(spec)) as Omit<CreateUser, 'in'>) });
+          throw new Error(`the init script uses db.${String(property)}, which this test does not check`);
+        },
+      },
+    );
+  runInNewContext(readFileSync(file, 'utf8'), { db: database('test'), process: { env: { ...env } }, print: () => {} }, { filename: file });
+  return calls;
+}
+
+/** A role as mongosh takes it: a name alone means that role on the database the user is created in. */
+const role = (entry: unknown, createdIn: string): unknown => (typeof entry === 'string' ? { role: entry, db: createdIn } : entry);
+
+describe('the MongoDB user of the consumer', { skip }, () => {
+  const mongodb = services.mongodb;
+  const initScripts = (mongodb?.volumes ?? [])
+    .map((volume) => (typeof volume === 'string' ? { source: volume.split(':')[0], target: volume.split(':')[1] ?? '' } : volume))
+    .filter(({ source, target }) => source !== undefined && target.startsWith('/docker-entrypoint-initdb.d/') && target.endsWith('.js'))
+    .map(({ source }) => join(root, source!));
+  const url = new URL(String(services.consumer?.environment?.DATABASE_URL ?? 'mongodb://missing'));
+  const database = url.pathname.slice(1);
+  const environment = Object.fromEntries(Object.entries(mongodb?.environment ?? {}).map(([key, value]) => [key, String(value)]));
+
+  test("the consumer's DATABASE_URL is a user of its own database, not the root user", () => {
+    assert.notEqual(url.username, '', 'the consumer logs in as nobody');
+    assert.notEqual(decodeURIComponent(url.username), environment.MONGO_INITDB_ROOT_USERNAME, 'the consumer logs in as the root user');
+    assert.equal(url.searchParams.get('authSource'), database, 'authSource must be the database the user lives in');
+  });
+
+  test('an init script mounted into /docker-entrypoint-initdb.d/ creates exactly that user, with readWrite on that database only', () => {
+    assert.equal(initScripts.length, 1, 'mount one *.js init script into /docker-entrypoint-initdb.d/');
+    const calls = runInitScript(initScripts[0]!, environment);
+    assert.equal(calls.length, 1, `expected one createUser, got ${JSON.stringify(calls)}`);
+    const [created] = calls;
+    assert.equal(created!.in, database, 'the user must live in the consumer database (authSource)');
+    assert.equal(created!.user, decodeURIComponent(url.username));
+    assert.equal(created!.pwd, decodeURIComponent(url.password), "the password must be the one in the consumer's DATABASE_URL");
+    assert.ok(Array.isArray(created!.roles), 'roles must be a list');
+    assert.deepEqual(created!.roles.map((entry) => role(entry, created!.in)), [{ role: 'readWrite', db: database }]);
+  });
+
+  test('the init script takes names and password from its environment and refuses to run without them', () => {
+    const [created] = runInitScript(initScripts[0]!, { MONGO_DATABASE: 'elsewhere', MONGO_APP_USER: 'someone', MONGO_APP_PASSWORD: 'a-secret' });
+    assert.deepEqual({ ...created!, roles: (created!.roles as unknown[]).map((entry) => role(entry, 'elsewhere')) }, {
+      in: 'elsewhere',
+      user: 'someone',
+      pwd: 'a-secret',
+      roles: [{ role: 'readWrite', db: 'elsewhere' }],
+    });
+    assert.throws(() => runInitScript(initScripts[0]!, {}), /MONGO_DATABASE, MONGO_APP_USER, MONGO_APP_PASSWORD unset/);
+  });
+});
