@@ -1,7 +1,7 @@
 // Ingest throughput and latency: wrk against POST /api/v1/activities and against the bare
 // confirm baseline (bench/baseline.ts), same runtime, same run, several concurrencies.
 // Usage: RABBITMQ_URL=... node --import tsx bench/ingest.ts   (BENCH_SECONDS, BENCH_RUNS, BENCH_RUNTIMES)
-import { clearQueues, median, requireEnv, scriptCommand, startCommand, startService, stopService, table, wrk, type Runtime } from './support.ts';
+import { clearQueues, median, requireEnv, scriptCommand, startCommand, startReady, stopService, table, wrk, type Runtime } from './support.ts';
 
 const rabbitmqUrl = requireEnv('RABBITMQ_URL');
 const seconds = Number(process.env.BENCH_SECONDS ?? 5);
@@ -20,7 +20,7 @@ for (const runtime of runtimes) {
     LOG_LEVEL: 'info',
     RATE_LIMIT_MAX_REQUESTS: '1000000000',
   };
-  const api = await startService('api', runtime, env);
+  const api = await startReady('api', runtime, env);
   const baseline = await startCommand(`baseline on ${runtime}`, scriptCommand(runtime, 'bench/baseline.ts'), {
     ...env,
     QUEUE_NAME: `${queue}_baseline`,

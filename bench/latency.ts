@@ -3,7 +3,7 @@
 // Usage: RABBITMQ_URL=... DATABASE_URL=... node --import tsx bench/latency.ts   (BENCH_RATE, BENCH_SECONDS)
 import { randomUUID } from 'node:crypto';
 import { MongoClient } from 'mongodb';
-import { clearQueues, requireEnv, startService, stopService, table, type Runtime } from './support.ts';
+import { clearQueues, requireEnv, startReady, startService, stopService, table, type Runtime } from './support.ts';
 
 const rabbitmqUrl = requireEnv('RABBITMQ_URL');
 const rate = Number(process.env.BENCH_RATE ?? 200);
@@ -24,7 +24,7 @@ const env = {
   LOG_LEVEL: 'info',
   RATE_LIMIT_MAX_REQUESTS: '1000000000',
 };
-const [api, consumer] = await Promise.all([startService('api', runtime, env), startService('consumer', runtime, env)]);
+const [api, consumer] = await Promise.all([startReady('api', runtime, env), startService('consumer', runtime, env)]);
 const client = new MongoClient(url.toString());
 const collection = client.db().collection('activities');
 const acceptedAt = new Map<string, number>();

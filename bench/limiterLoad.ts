@@ -3,7 +3,7 @@
 // header), then legitimate clients' latency with and without one address flooding.
 // Usage: RABBITMQ_URL=... node --import tsx bench/limiterLoad.ts   (BENCH_RUNTIME, BENCH_PER_ADDRESS)
 import http from 'node:http';
-import { clearQueues, median, requireEnv, startService, stopService, table, type Runtime } from './support.ts';
+import { clearQueues, median, requireEnv, startReady, stopService, table, type Runtime } from './support.ts';
 
 const rabbitmqUrl = requireEnv('RABBITMQ_URL');
 const runtime = (process.env.BENCH_RUNTIME ?? 'node20-tsx') as Runtime;
@@ -56,7 +56,7 @@ async function flood(port: number, address: string, count: number, parallel: num
 }
 
 const queue = `bench_limiter_${process.pid}`;
-const api = await startService('api', runtime, { RABBITMQ_URL: rabbitmqUrl, QUEUE_NAME: queue, API_HOST: '127.0.0.1', API_PORT: '0', LOG_LEVEL: 'info' });
+const api = await startReady('api', runtime, { RABBITMQ_URL: rabbitmqUrl, QUEUE_NAME: queue, API_HOST: '127.0.0.1', API_PORT: '0', LOG_LEVEL: 'info' });
 try {
   // 1. 100 addresses at full speed.
   const addresses = Array.from({ length: 100 }, (_, i) => `127.0.1.${i + 1}`);

@@ -3,7 +3,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import amqp from 'amqplib';
 
-export { scriptCommand, startCommand, startService, stopService, type Runtime } from '../tests/support/processes.ts';
+export { scriptCommand, startCommand, startReady, startService, stopService, type Runtime } from '../tests/support/processes.ts';
 
 const run = promisify(execFile);
 

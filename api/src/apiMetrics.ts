@@ -1,15 +1,41 @@
 // The API's Prometheus metrics, registered once and handed to the app.
 import { Counter, Gauge, Histogram, Registry } from '@event-tracker/common/metrics.ts';
 
+/**
+ * A counter whose total another object keeps (the limiter counts its own evictions, and stays free
+ * of metrics): read when metrics are rendered, like a Gauge, but exposed with counter semantics.
+ */
+export class TrackedCounter {
+  readonly name: string;
+  readonly help: string;
+  #read: () => number = () => 0;
+  constructor(name: string, help: string) {
+    this.name = name;
+    this.help = help;
+  }
+
+  track(read: () => number): void {
+    this.#read = read;
+  }
+
+  render(): string[] {
+    return [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} counter`, `${this.name} ${this.#read()}`];
+  }
+}
+
 export interface ApiMetrics {
   readonly registry: Registry;
   /** Labels: route (the route path, or "unmatched"), status. */
   readonly requests: Counter;
   readonly rateLimited: Counter;
   readonly publishConfirmSeconds: Histogram;
+  /** Labels: reason (errors.ts PublishFailure). */
+  readonly publishFailures: Counter;
+  readonly unconfirmed: Gauge;
   /** 1 while the broker channel is usable, else 0. */
   readonly brokerUp: Gauge;
   readonly limiterKeys: Gauge;
+  readonly limiterEvictions: TrackedCounter;
 }
 
 export function createApiMetrics(): ApiMetrics {
@@ -19,11 +45,16 @@ export function createApiMetrics(): ApiMetrics {
     requests: registry.add(new Counter('api_http_requests_total', 'HTTP requests answered, by route and status.')),
     rateLimited: registry.add(new Counter('api_rate_limited_requests_total', 'Requests answered 429 by the rate limiter.')),
     publishConfirmSeconds: registry.add(
-      new Histogram('api_publish_confirm_seconds', 'Time from publishing an event to the broker confirm.', [
+      new Histogram('api_publish_confirm_seconds', 'Time from publishing an event to its outcome: the confirm, a refusal or the timeout.', [
         0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5,
       ]),
     ),
+    publishFailures: registry.add(new Counter('api_publish_failures_total', 'Publishes answered 503, by reason: not-connected, blocked, over-capacity, no-room, channel-closing, nacked, returned, confirm-timeout, connection-lost.')),
+    unconfirmed: registry.add(new Gauge('api_publish_unconfirmed', 'Events published and not yet confirmed by the broker (bounded by MAX_UNCONFIRMED).')),
     brokerUp: registry.add(new Gauge('api_broker_connection_up', '1 while the RabbitMQ channel is usable, 0 otherwise.')),
     limiterKeys: registry.add(new Gauge('api_rate_limiter_keys', 'Clients tracked by the rate limiter.')),
+    limiterEvictions: registry.add(
+      new TrackedCounter('api_rate_limiter_evictions_total', 'Clients the rate limiter forgot while still inside their window (RATE_LIMIT_MAX_KEYS reached).'),
+    ),
   };
 }

@@ -3,6 +3,7 @@
 import { createServer } from 'node:http';
 import type { Server } from 'node:http';
 import type { ApiMetrics } from './apiMetrics.ts';
+import type { Clock } from '@event-tracker/common/clock.ts';
 import type { Config } from './config.ts';
 import type { Logger } from '@event-tracker/common/logger.ts';
 import type { Publisher } from './publisher.ts';
@@ -18,7 +19,8 @@ export interface AppDeps {
   readonly config: Config;
   readonly publisher: Publisher;
   readonly limiter: SlidingLogLimiter;
-  readonly now: () => number;
+  /** Monotonic time for durations, the wall clock for receive times (tests step either). */
+  readonly clock: Pick<Clock, 'now' | 'wall'>;
   readonly logger: Logger;
   readonly metrics: ApiMetrics;
 }
@@ -27,17 +29,19 @@ export interface AppDeps {
 const CLIENT_CLOSED = 499;
 
 export function createApp(deps: AppDeps): Server {
-  const { config, publisher, limiter, now, logger, metrics } = deps;
+  const { config, publisher, limiter, clock, logger, metrics } = deps;
   const routes = activityRoutes({
     publisher,
     maxBodyBytes: config.maxBodyBytes,
     bodyTimeoutMs: config.requestTimeoutMs,
-    now,
-    publishConfirmSeconds: metrics.publishConfirmSeconds,
+    clock,
+    metrics,
     registry: metrics.registry,
   });
   metrics.brokerUp.track(() => (publisher.isReady() ? 1 : 0));
+  metrics.unconfirmed.track(() => publisher.unconfirmed);
   metrics.limiterKeys.track(() => limiter.size);
+  metrics.limiterEvictions.track(() => limiter.evictions);
 
   const server = createServer(
     {
@@ -45,21 +49,24 @@ export function createApp(deps: AppDeps): Server {
       // second rather than Node's default 30 s.
       headersTimeout: config.headersTimeoutMs,
       requestTimeout: config.requestTimeoutMs,
-      keepAliveTimeout: 5_000,
+      // Longer than a load balancer's idle timeout (60 s on AWS ALB, GCP, nginx's keepalive_timeout
+      // 75 s upstream aside), so the balancer, not the API, closes an idle kept-alive socket and
+      // never sends a request down one the API is closing.
+      keepAliveTimeout: config.keepAliveTimeoutMs,
       connectionsCheckingInterval: 1_000,
     },
     async (req, res) => {
-      const started = now();
+      const started = clock.now();
       const path = requestPath(req.url);
       const route = routes.has(path) ? path : 'unmatched';
       const forwardedFor = req.headers['x-forwarded-for'];
-      const client = clientKey(clientAddress(req.socket.remoteAddress, typeof forwardedFor === 'string' ? forwardedFor : undefined, config.trustProxy));
+      const client = clientKey(clientAddress(req.socket.remoteAddress, typeof forwardedFor === 'string' ? forwardedFor : undefined, config.trustProxy), config.rateLimit.ipv6Prefix);
 
       res.on('close', () => {
         const status = res.writableFinished ? res.statusCode : CLIENT_CLOSED;
         metrics.requests.inc({ route, status: String(status) });
         if (status === 429) metrics.rateLimited.inc();
-        logger.info('request', { method: req.method, route, status, durationMs: now() - started, client });
+        logger.info('request', { method: req.method, route, status, durationMs: Math.round(clock.now() - started), client });
       });
 
       // A request on a kept-alive socket after shutdown began: tell the client not to reuse it.
@@ -73,5 +80,8 @@ export function createApp(deps: AppDeps): Server {
       }
     },
   );
+  // Beyond it, new connections are closed at once by the server (Node and Bun): a bound on sockets
+  // and their buffers, whatever clients do.
+  server.maxConnections = config.maxConnections;
   return server;
 }

@@ -1,6 +1,8 @@
 // Settings from the environment, checked once at start-up. `loadConfig` is pure: it reads the
 // object it is given (only server.ts passes process.env) and throws one error naming every bad variable.
 import { EnvReader, readBrokerSettings } from '@event-tracker/common/env.ts';
+import { parseIpRange } from './clientKey.ts';
+import type { IpRange, TrustProxy } from './clientKey.ts';
 import { MAX_EVENT_BYTES } from '@event-tracker/common/eventContract.ts';
 import type { LevelName } from '@event-tracker/common/logger.ts';
 import type { TopologyOptions } from '@event-tracker/common/topology.ts';
@@ -21,9 +23,12 @@ export const DEFAULTS = {
   RATE_LIMIT_WINDOW_MS: 60_000,
   RATE_LIMIT_MAX_KEYS: 1_000_000,
   RATE_LIMIT_SWEEP_INTERVAL_MS: 60_000,
+  RATE_LIMIT_IPV6_PREFIX: 56,
   TRUST_PROXY: 0,
   SHUTDOWN_TIMEOUT_MS: 10_000,
   HEADERS_TIMEOUT_MS: 10_000,
+  KEEP_ALIVE_TIMEOUT_MS: 65_000,
+  MAX_CONNECTIONS: 10_000,
   REQUEST_TIMEOUT_MS: 30_000,
   LOG_LEVEL: 'info',
 } as const;
@@ -42,12 +47,18 @@ export interface Config {
     readonly windowMs: number;
     readonly maxKeys: number;
     readonly sweepIntervalMs: number;
+    /** IPv6 clients are limited per network of this many leading bits. */
+    readonly ipv6Prefix: number;
   };
-  /** How many proxy hops in front of the API append to X-Forwarded-For; 0 ignores the header. */
-  readonly trustProxy: number;
+  /** Whose X-Forwarded-For entries are believed: a hop count (0 ignores the header) or the proxies. */
+  readonly trustProxy: TrustProxy;
   readonly shutdownTimeoutMs: number;
   /** A slow client must not hold a socket: whole headers within this long (at most 10 s). */
   readonly headersTimeoutMs: number;
+  /** How long a kept-alive socket may sit idle: above load balancers' 60 s, so they close first. */
+  readonly keepAliveTimeoutMs: number;
+  /** Connections the server holds at once; more are closed as they arrive. */
+  readonly maxConnections: number;
   /** ...and the whole request within this long (at most 30 s). */
   readonly requestTimeoutMs: number;
   readonly logLevel: LevelName;
@@ -71,10 +82,13 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
       windowMs: read.integer('RATE_LIMIT_WINDOW_MS', 1_000),
       maxKeys: read.integer('RATE_LIMIT_MAX_KEYS', 1),
       sweepIntervalMs: read.integer('RATE_LIMIT_SWEEP_INTERVAL_MS', 1_000),
+      ipv6Prefix: read.integer('RATE_LIMIT_IPV6_PREFIX', 1, 128),
     },
-    trustProxy: read.integer('TRUST_PROXY', 0, 100),
+    trustProxy: readTrustProxy(read),
     shutdownTimeoutMs,
     headersTimeoutMs: read.integer('HEADERS_TIMEOUT_MS', 100, DEFAULTS.HEADERS_TIMEOUT_MS),
+    keepAliveTimeoutMs: read.integer('KEEP_ALIVE_TIMEOUT_MS', 1_000, 600_000),
+    maxConnections: read.integer('MAX_CONNECTIONS', 1, 1_000_000),
     requestTimeoutMs: read.integer('REQUEST_TIMEOUT_MS', 100, DEFAULTS.REQUEST_TIMEOUT_MS),
     logLevel,
   };
@@ -82,4 +96,19 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     read.fail('HEADERS_TIMEOUT_MS', `HEADERS_TIMEOUT_MS must not exceed REQUEST_TIMEOUT_MS (got ${config.headersTimeoutMs} > ${config.requestTimeoutMs})`);
   }
   return read.done(config);
+}
+
+/** A hop count as before, or a comma-separated list of proxy addresses and CIDRs (IPv4 and IPv6). */
+function readTrustProxy(read: EnvReader): TrustProxy {
+  const text = read.text('TRUST_PROXY');
+  if (/^\d+$/.test(text)) return { kind: 'hops', hops: read.integer('TRUST_PROXY', 0, 100) };
+  const entries = text.split(',').map((entry) => entry.trim());
+  const ranges = entries.map(parseIpRange);
+  const bad = entries.filter((_, i) => ranges[i] === undefined);
+  if (bad.length > 0) {
+    const listed = bad.map((entry) => `"${entry}"`).join(', ');
+    read.fail('TRUST_PROXY', `TRUST_PROXY must be a hop count from 0 to 100 or a comma-separated list of IP addresses and CIDRs (not ${listed})`);
+    return { kind: 'hops', hops: 0 };
+  }
+  return { kind: 'list', ranges: Object.freeze(ranges as IpRange[]) };
 }

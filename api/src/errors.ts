@@ -64,16 +64,22 @@ export class BodyTooLarge extends AppError {
   }
 }
 
+/**
+ * Answered before the body is read, as is 429: the connection is closed rather than spend time and
+ * bandwidth draining a body nobody will read.
+ */
+const UNREAD_BODY = { Connection: 'close' };
+
 export class UnsupportedMediaType extends AppError {
   constructor() {
-    super('unsupported-media-type', 415, 'Unsupported Media Type', 'Send the event with Content-Type: application/json (UTF-8).');
+    super('unsupported-media-type', 415, 'Unsupported Media Type', 'Send the event with Content-Type: application/json (UTF-8).', { headers: UNREAD_BODY });
   }
 }
 
 export class RateLimited extends AppError {
   constructor(retryAfterSeconds: number) {
     super('rate-limited', 429, 'Too Many Requests', `Rate limit reached; retry in ${retryAfterSeconds} s.`, {
-      headers: { 'Retry-After': String(retryAfterSeconds) },
+      headers: { 'Retry-After': String(retryAfterSeconds), ...UNREAD_BODY },
     });
   }
 }
@@ -83,20 +89,26 @@ export const QUEUE_RETRY_AFTER_SECONDS = 5;
 
 const RETRY_AFTER = { 'Retry-After': String(QUEUE_RETRY_AFTER_SECONDS) };
 
+/** Why a publish failed, for the `api_publish_failures_total` metric. */
+export type PublishFailure = 'not-connected' | 'blocked' | 'over-capacity' | 'no-room' | 'channel-closing' | 'nacked' | 'returned' | 'confirm-timeout' | 'connection-lost';
+
 /** Nothing reached the broker, or it refused the event: it is not stored. */
 export class QueueUnavailable extends AppError {
-  constructor(detail: string, id: string, cause?: unknown) {
+  readonly reason: PublishFailure;
+  constructor(reason: PublishFailure, detail: string, id: string, cause?: unknown) {
     super('queue-unavailable', 503, 'Service Unavailable', `The event was not accepted: ${detail}. Retry with id ${id}; it is stored once.`, {
       headers: RETRY_AFTER,
       id,
       cause,
     });
+    this.reason = reason;
   }
 }
 
 /** The event was sent but never confirmed: the broker may hold it, so only a retry with its id is safe. */
 export class PublishOutcomeUnknown extends AppError {
-  constructor(detail: string, id: string, cause?: unknown) {
+  readonly reason: PublishFailure;
+  constructor(reason: PublishFailure, detail: string, id: string, cause?: unknown) {
     super(
       'publish-outcome-unknown',
       503,
@@ -104,5 +116,6 @@ export class PublishOutcomeUnknown extends AppError {
       `The event may or may not have been queued: ${detail}. Retry with id ${id}; it is stored once either way.`,
       { headers: RETRY_AFTER, id, cause },
     );
+    this.reason = reason;
   }
 }

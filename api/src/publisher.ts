@@ -13,6 +13,8 @@ export interface Publisher {
   publish(message: QueueMessage, receivedAt: Date): Promise<void>;
   /** True while a channel is open and the broker is not blocking publishers. */
   isReady(): boolean;
+  /** Publishes sent (or waiting to be sent) and not yet answered by the broker. */
+  readonly unconfirmed: number;
 }
 
 /** The part of an amqplib ConfirmChannel this module uses; tests fake it. */
@@ -48,6 +50,7 @@ export class ConfirmPublisher implements Publisher {
   #saturated = false;
   #waitingForDrain: Array<() => void> = [];
   readonly #inFlight = new Set<InFlight>();
+  #onConfirm: () => void = () => {};
 
   constructor(options: PublisherOptions) {
     this.#options = options;
@@ -61,8 +64,10 @@ export class ConfirmPublisher implements Publisher {
     return this.#inFlight.size;
   }
 
-  attach(channel: PublishChannel): void {
+  /** Publishes on `channel` from now on; `onConfirm` hears of every confirm the broker sends on it. */
+  attach(channel: PublishChannel, onConfirm: () => void = () => {}): void {
     this.#channel = channel;
+    this.#onConfirm = onConfirm;
     this.#blocked = false;
     this.#saturated = false;
     // RabbitMQ sends basic.return before the basic.ack of the same message, so marking the
@@ -90,10 +95,10 @@ export class ConfirmPublisher implements Publisher {
   publish(message: QueueMessage, receivedAt: Date): Promise<void> {
     const channel = this.#channel;
     const { id } = message;
-    if (channel === null) return Promise.reject(new QueueUnavailable('the broker connection is down', id));
-    if (this.#blocked) return Promise.reject(new QueueUnavailable('the broker is refusing publishes (resource alarm)', id));
+    if (channel === null) return Promise.reject(new QueueUnavailable('not-connected', 'the broker connection is down', id));
+    if (this.#blocked) return Promise.reject(new QueueUnavailable('blocked', 'the broker is refusing publishes (resource alarm)', id));
     if (this.#inFlight.size >= this.#options.maxUnconfirmed) {
-      return Promise.reject(new QueueUnavailable('too many events are waiting for the broker', id));
+      return Promise.reject(new QueueUnavailable('over-capacity', 'too many events are waiting for the broker', id));
     }
 
     const { queueName, publishTimeoutMs } = this.#options;
@@ -115,29 +120,33 @@ export class ConfirmPublisher implements Publisher {
       const timer = setTimeout(() => {
         const late = `within ${publishTimeoutMs} ms`;
         // Still waiting for 'drain', it was never sent (send() sees `settled` and drops it).
-        settle(sent ? new PublishOutcomeUnknown(`no broker confirm ${late}`, id) : new QueueUnavailable(`the broker connection had no room for it ${late}`, id));
+        settle(sent ? new PublishOutcomeUnknown('confirm-timeout', `no broker confirm ${late}`, id) : new QueueUnavailable('no-room', `the broker connection had no room for it ${late}`, id));
       }, publishTimeoutMs);
 
       const send = (): void => {
         if (settled || this.#channel !== channel) {
           this.#inFlight.delete(entry);
-          settle(new QueueUnavailable('the broker connection was lost', id));
+          settle(new QueueUnavailable('connection-lost', 'the broker connection was lost', id));
           return;
         }
+        const onConfirm = this.#onConfirm;
         try {
           sent = true;
           const writable = channel.sendToQueue(queueName, content, properties, (err) => {
             this.#inFlight.delete(entry);
             if (err) settle(confirmFailure(err, id));
-            else if (entry.returned) settle(new QueueUnavailable(`queue "${queueName}" does not exist`, id));
-            else settle();
+            else if (entry.returned) settle(new QueueUnavailable('returned', `queue "${queueName}" does not exist`, id));
+            else {
+              onConfirm();
+              settle();
+            }
           });
           if (!writable) this.#saturated = true;
         } catch (error) {
           // amqplib throws synchronously on a channel that is closing, before anything is written.
           sent = false;
           this.#inFlight.delete(entry);
-          settle(new QueueUnavailable('the broker channel is closing', id, error));
+          settle(new QueueUnavailable('channel-closing', 'the broker channel is closing', id, error));
         }
       };
 
@@ -178,6 +187,6 @@ export function encodeMessage(message: QueueMessage, receivedAt: Date): { readon
  * closed": the message may have reached the queue before the confirm was lost).
  */
 function confirmFailure(err: unknown, id: string): QueueUnavailable | PublishOutcomeUnknown {
-  if (err instanceof Error && err.message === 'message nacked') return new QueueUnavailable('the broker refused the event', id, err);
-  return new PublishOutcomeUnknown('the broker connection was lost before it confirmed the event', id, err);
+  if (err instanceof Error && err.message === 'message nacked') return new QueueUnavailable('nacked', 'the broker refused the event', id, err);
+  return new PublishOutcomeUnknown('connection-lost', 'the broker connection was lost before it confirmed the event', id, err);
 }

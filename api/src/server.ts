@@ -5,6 +5,7 @@ import { createApp } from './app.ts';
 import { connectBroker } from './brokerConnection.ts';
 import { ConfigError, loadConfig } from './config.ts';
 import type { Config } from './config.ts';
+import { systemClock } from '@event-tracker/common/clock.ts';
 import { createLogger } from '@event-tracker/common/logger.ts';
 import { SlidingLogLimiter, startSweeping } from './middlewares/rateLimiter.ts';
 import { ConfirmPublisher } from './publisher.ts';
@@ -27,10 +28,13 @@ const publisher = new ConfirmPublisher({
   publishTimeoutMs: config.publishTimeoutMs,
   maxUnconfirmed: config.maxUnconfirmed,
 });
-const limiter = new SlidingLogLimiter({ ...config.rateLimit, now: Date.now });
+// Windows and durations on the monotonic clock: stepping the wall clock moves no Retry-After.
+const limiter = new SlidingLogLimiter({ ...config.rateLimit, now: systemClock.now });
 const stopSweeping = startSweeping(limiter, config.rateLimit.sweepIntervalMs);
-const server = createApp({ config, publisher, limiter, now: Date.now, logger, metrics });
-const broker = await connectBroker({
+const server = createApp({ config, publisher, limiter, clock: systemClock, logger, metrics });
+// Connects in the background: until the first session opens, readiness is 503 and ingestion
+// answers 503 with Retry-After at once, so clients and probes get an answer during a broker outage.
+const broker = connectBroker({
   url: config.rabbitmqUrl,
   heartbeatSeconds: config.heartbeatSeconds,
   topology: config.topology,
@@ -51,14 +55,6 @@ async function onSignal(signal: string): Promise<void> {
 process.on('SIGTERM', (signal) => void onSignal(signal));
 process.on('SIGINT', (signal) => void onSignal(signal));
 
-try {
-  await broker.waitForConnect();
-} catch (error) {
-  // Only a shutdown during the first connection attempt gets here.
-  if (!stopping) throw error;
-}
-if (!stopping) {
-  server.listen(config.port, config.host, () => {
-    logger.info('listening', { host: config.host, port: (server.address() as AddressInfo).port });
-  });
-}
+server.listen(config.port, config.host, () => {
+  logger.info('listening', { host: config.host, port: (server.address() as AddressInfo).port });
+});

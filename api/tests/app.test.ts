@@ -23,7 +23,7 @@ describe('POST /api/v1/activities', () => {
     const body = (await response.json()) as { status: string; id: string };
     assert.equal(body.status, 'accepted');
     assert.match(body.id, UUID);
-    assert.deepEqual(app.publisher.published, [{ message: { id: body.id, ...VALID_EVENT }, receivedAt: new Date(app.clock.now()) }]);
+    assert.deepEqual(app.publisher.published, [{ message: { id: body.id, ...VALID_EVENT }, receivedAt: new Date(app.clock.wall()) }]);
   });
 
   test("uses the client's id as the message id", async (t) => {
@@ -162,7 +162,7 @@ describe('POST /api/v1/activities', () => {
 
   test('answers a bare 500 and logs the error when something unexpected breaks', async (t) => {
     const app = await startApp(t, {
-      publisher: { isReady: () => true, publish: () => Promise.reject(new TypeError('bug in publisher')) },
+      publisher: { isReady: () => true, unconfirmed: 0, publish: () => Promise.reject(new TypeError('bug in publisher')) },
     });
     const response = await postJson(`${app.url}/api/v1/activities`, VALID_EVENT);
     assert.equal(response.status, 500);
@@ -252,6 +252,28 @@ describe('rate limiting', () => {
     assert.equal((await postJson(`${app.url}/api/v1/activities`, VALID_EVENT)).status, 202);
   });
 
+  test('a wall clock stepped back 10 minutes changes no Retry-After: windows run on the monotonic clock, receive times on the wall clock', async (t) => {
+    const app = await startApp(t);
+    for (let i = 0; i < 50; i++) assert.equal((await postJson(`${app.url}/api/v1/activities`, VALID_EVENT)).status, 202);
+    app.clock.stepWall(-600_000);
+    app.clock.advance(30_000);
+    const refused = await postJson(`${app.url}/api/v1/activities`, VALID_EVENT);
+    assert.equal(refused.headers.get('retry-after'), '30');
+    app.clock.advance(30_000);
+    assert.equal((await postJson(`${app.url}/api/v1/activities`, VALID_EVENT)).status, 202);
+    assert.equal(app.publisher.published.at(-1)!.receivedAt.getTime(), app.clock.wall(), 'receivedAt is the (stepped) wall clock');
+  });
+
+  test('closes the connection after a 429 or a 415, which are answered before the body is read', async (t) => {
+    const app = await startApp(t, { env: { RATE_LIMIT_MAX_REQUESTS: '1' } });
+    const unsupported = await postJson(`${app.url}/api/v1/activities`, VALID_EVENT, { 'content-type': 'text/csv' });
+    assert.equal(unsupported.status, 415);
+    assert.equal(unsupported.headers.get('connection'), 'close');
+    const limited = await postJson(`${app.url}/api/v1/activities`, VALID_EVENT);
+    assert.equal(limited.status, 429);
+    assert.equal(limited.headers.get('connection'), 'close');
+  });
+
   test('counts invalid requests too, and checks the limit before reading the body', async (t) => {
     const app = await startApp(t, { env: { RATE_LIMIT_MAX_REQUESTS: '2', MAX_BODY_BYTES: '10' } });
     assert.equal((await postJson(`${app.url}/api/v1/activities`, '{}')).status, 400);
@@ -298,6 +320,24 @@ describe('rate limiting', () => {
   });
 });
 
+describe('probes', () => {
+  test('/health/live answers 200 while the broker is down; /health/ready and /health answer 503 then, 200 once it is up', async (t) => {
+    const app = await startApp(t);
+    app.publisher.ready = false;
+    const live = await fetch(`${app.url}/health/live`);
+    assert.equal(live.status, 200);
+    assert.deepEqual(await live.json(), { status: 'ok', checks: {} });
+    for (const path of ['/health/ready', '/health']) {
+      const answer = await fetch(`${app.url}${path}`);
+      assert.equal(answer.status, 503, path);
+      assert.deepEqual(await answer.json(), { status: 'unavailable', checks: { rabbitmq: 'down' } });
+    }
+    app.publisher.ready = true;
+    assert.equal((await fetch(`${app.url}/health/ready`)).status, 200);
+    assert.equal((await fetch(`${app.url}/health/live`)).status, 200);
+  });
+});
+
 describe('GET /health and /metrics', () => {
   test('/health answers 200 with the HealthReport shape while the broker is up', async (t) => {
     const app = await startApp(t);
@@ -322,6 +362,7 @@ describe('GET /health and /metrics', () => {
       'api_rate_limited_requests_total 1',
       'api_publish_confirm_seconds_count 1',
       'api_broker_connection_up 0',
+      'api_publish_unconfirmed 0',
       'api_rate_limiter_keys 1',
     ]) {
       assert.ok(text.split('\n').includes(line), `missing "${line}" in:\n${text}`);
@@ -329,10 +370,38 @@ describe('GET /health and /metrics', () => {
   });
 });
 
+describe('publish metrics', () => {
+  test('counts publish failures by reason and times them with the confirms', async (t) => {
+    const app = await startApp(t);
+    assert.equal((await postJson(`${app.url}/api/v1/activities`, VALID_EVENT)).status, 202);
+    app.publisher.failWith('refused');
+    assert.equal((await postJson(`${app.url}/api/v1/activities`, VALID_EVENT)).status, 503);
+    app.publisher.failWith('unknown');
+    assert.equal((await postJson(`${app.url}/api/v1/activities`, VALID_EVENT)).status, 503);
+    app.publisher.failWith(undefined);
+    app.publisher.ready = false;
+    assert.equal((await postJson(`${app.url}/api/v1/activities`, VALID_EVENT)).status, 503);
+    const lines = (await (await fetch(`${app.url}/metrics`)).text()).split('\n');
+    for (const line of [
+      'api_publish_failures_total{reason="nacked"} 1',
+      'api_publish_failures_total{reason="confirm-timeout"} 1',
+      'api_publish_failures_total{reason="not-connected"} 1',
+      'api_publish_confirm_seconds_count 4',
+    ]) {
+      assert.ok(lines.includes(line), `missing "${line}"`);
+    }
+  });
+});
+
 describe('server', () => {
-  test('bounds slow clients: headers within 10 s, the whole request within 30 s, idle keep-alive 5 s', async (t) => {
+  test('caps connections at MAX_CONNECTIONS', async (t) => {
+    const { server } = await startApp(t, { env: { MAX_CONNECTIONS: '3' } });
+    assert.equal(server.maxConnections, 3);
+  });
+
+  test('bounds slow clients: headers within 10 s, the whole request within 30 s; keeps idle sockets 65 s, past load balancers\' 60 s', async (t) => {
     const { server } = await startApp(t);
-    assert.deepEqual([server.headersTimeout, server.requestTimeout, server.keepAliveTimeout], [10_000, 30_000, 5_000]);
+    assert.deepEqual([server.headersTimeout, server.requestTimeout, server.keepAliveTimeout], [10_000, 30_000, 65_000]);
   });
 
   test('answers 408 and closes the connection of a client whose body does not arrive within REQUEST_TIMEOUT_MS, and serves others', async (t) => {

@@ -23,15 +23,15 @@ async function startWithBroker(t: TestContext, url = serviceUrl('RABBITMQ_URL'))
   const config = loadConfig({ ...env, RABBITMQ_URL: url });
   const publisher = new ConfirmPublisher({ queueName: queue, publishTimeoutMs: config.publishTimeoutMs, maxUnconfirmed: config.maxUnconfirmed });
   const brokerLogs: string[] = [];
-  const broker = await connectBroker({
+  const broker = connectBroker({
     url,
     heartbeatSeconds: config.heartbeatSeconds,
     topology: config.topology,
     publisher,
     logger: createLogger({}, { write: (line) => brokerLogs.push(line) }),
-    reconnectDelay: () => 100,
+    retry: { baseMs: 100, maxMs: 200 },
   });
-  await broker.waitForConnect();
+  await waitFor('the first broker session', () => publisher.isReady());
 
   const admin = await amqp.connect(serviceUrl('RABBITMQ_URL'));
   const channel = await admin.createChannel();
@@ -57,7 +57,7 @@ describe('API against RabbitMQ', { skip: servicesMissing('RABBITMQ_URL') }, () =
     const message = await channel.get(queue, { noAck: true });
     assert.ok(message, 'the queue holds the message');
     assert.deepEqual(JSON.parse(message.content.toString()), { id, ...VALID_EVENT });
-    const receivedAt = new Date(app.clock.now());
+    const receivedAt = new Date(app.clock.wall());
     assert.equal(message.properties.messageId, id);
     assert.equal(message.properties.deliveryMode, 2);
     assert.equal(message.properties.contentType, 'application/json');

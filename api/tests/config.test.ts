@@ -26,10 +26,12 @@ describe('loadConfig', () => {
       publishTimeoutMs: 5_000,
       maxUnconfirmed: 1_000,
       heartbeatSeconds: 5,
-      rateLimit: { maxRequests: 50, windowMs: 60_000, maxKeys: 1_000_000, sweepIntervalMs: 60_000 },
-      trustProxy: 0,
+      rateLimit: { maxRequests: 50, windowMs: 60_000, maxKeys: 1_000_000, sweepIntervalMs: 60_000, ipv6Prefix: 56 },
+      trustProxy: { kind: 'hops', hops: 0 },
       shutdownTimeoutMs: 10_000,
       headersTimeoutMs: 10_000,
+      keepAliveTimeoutMs: 65_000,
+      maxConnections: 10_000,
       requestTimeoutMs: 30_000,
       logLevel: 'info',
     });
@@ -51,6 +53,7 @@ describe('loadConfig', () => {
       RATE_LIMIT_WINDOW_MS: '1000',
       RATE_LIMIT_MAX_KEYS: '9',
       RATE_LIMIT_SWEEP_INTERVAL_MS: '5000',
+      RATE_LIMIT_IPV6_PREFIX: '64',
       TRUST_PROXY: '2',
       SHUTDOWN_TIMEOUT_MS: '0',
       HEADERS_TIMEOUT_MS: '1000',
@@ -61,10 +64,11 @@ describe('loadConfig', () => {
     assert.equal(config.port, 0);
     assert.deepEqual(config.topology, { queueName: 'events', queueType: 'classic', deliveryLimit: 3 });
     assert.deepEqual(
-      [config.maxBodyBytes, config.publishTimeoutMs, config.maxUnconfirmed, config.heartbeatSeconds, config.trustProxy, config.shutdownTimeoutMs],
-      [1024, 250, 7, 2, 2, 0],
+      [config.maxBodyBytes, config.publishTimeoutMs, config.maxUnconfirmed, config.heartbeatSeconds, config.shutdownTimeoutMs],
+      [1024, 250, 7, 2, 0],
     );
-    assert.deepEqual(config.rateLimit, { maxRequests: 5, windowMs: 1000, maxKeys: 9, sweepIntervalMs: 5000 });
+    assert.deepEqual(config.trustProxy, { kind: 'hops', hops: 2 });
+    assert.deepEqual(config.rateLimit, { maxRequests: 5, windowMs: 1000, maxKeys: 9, sweepIntervalMs: 5000, ipv6Prefix: 64 });
     assert.equal(config.logLevel, 'debug');
     assert.deepEqual([config.headersTimeoutMs, config.requestTimeoutMs], [1000, 2000]);
   });
@@ -77,6 +81,36 @@ describe('loadConfig', () => {
     assert.deepEqual(problemsOf({ ...URL_ONLY, HEADERS_TIMEOUT_MS: '2000', REQUEST_TIMEOUT_MS: '1000' }), [
       'HEADERS_TIMEOUT_MS must not exceed REQUEST_TIMEOUT_MS (got 2000 > 1000)',
     ]);
+  });
+
+  test('reads TRUST_PROXY as a list of proxy addresses and CIDRs, IPv4 and IPv6, when it is not a number', () => {
+    const { trustProxy } = loadConfig({ ...URL_ONLY, TRUST_PROXY: '10.0.0.0/8, fd00::/8,127.0.0.1' });
+    assert.deepEqual(trustProxy, {
+      kind: 'list',
+      ranges: [
+        { family: 4, value: 0x0a00_0000n, prefix: 8 },
+        { family: 6, value: 0xfdn << 120n, prefix: 8 },
+        { family: 4, value: 0x7f00_0001n, prefix: 32 },
+      ],
+    });
+  });
+
+  test('names TRUST_PROXY once, with every bad entry of its list', () => {
+    assert.deepEqual(problemsOf({ ...URL_ONLY, TRUST_PROXY: '10.0.0.0/8,localhost,,fd00::/129' }), [
+      'TRUST_PROXY must be a hop count from 0 to 100 or a comma-separated list of IP addresses and CIDRs (not "localhost", "", "fd00::/129")',
+    ]);
+    assert.deepEqual(problemsOf({ ...URL_ONLY, TRUST_PROXY: '101' }), ['TRUST_PROXY must be an integer from 0 to 100 (got "101")']);
+    assert.deepEqual(problemsOf({ ...URL_ONLY, TRUST_PROXY: '-1' }), [
+      'TRUST_PROXY must be a hop count from 0 to 100 or a comma-separated list of IP addresses and CIDRs (not "-1")',
+    ]);
+  });
+
+  test('accepts an IPv6 key prefix from 1 to 128 bits and nothing else', () => {
+    assert.equal(loadConfig({ ...URL_ONLY, RATE_LIMIT_IPV6_PREFIX: '1' }).rateLimit.ipv6Prefix, 1);
+    assert.equal(loadConfig({ ...URL_ONLY, RATE_LIMIT_IPV6_PREFIX: '128' }).rateLimit.ipv6Prefix, 128);
+    for (const value of ['0', '129', '48.5', '/56']) {
+      assert.deepEqual(problemsOf({ ...URL_ONLY, RATE_LIMIT_IPV6_PREFIX: value }), [`RATE_LIMIT_IPV6_PREFIX must be an integer from 1 to 128 (got "${value}")`]);
+    }
   });
 
   test('treats an empty value as unset', () => {

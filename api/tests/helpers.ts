@@ -16,13 +16,18 @@ import { PublishOutcomeUnknown, QueueUnavailable, type AppError } from '../src/e
 
 export type LogLine = Readonly<Record<string, unknown>> & { readonly level: number; readonly msg: string };
 
-/** A clock the test moves by hand. */
+/** A clock the test moves by hand: `advance` moves both clocks, `stepWall` the wall clock alone. */
 export function fakeClock(start = Date.UTC(2024, 0, 1)) {
   let now = start;
+  let wallOffset = 0;
   return {
     now: () => now,
+    wall: () => now + wallOffset,
     advance(ms: number) {
       now += ms;
+    },
+    stepWall(ms: number) {
+      wallOffset += ms;
     },
   };
 }
@@ -31,6 +36,7 @@ export function fakeClock(start = Date.UTC(2024, 0, 1)) {
 export class FakePublisher implements Publisher {
   readonly published: Array<{ readonly message: QueueMessage; readonly receivedAt: Date }> = [];
   ready = true;
+  readonly unconfirmed = 0;
   #failure: ((id: string) => AppError) | undefined;
 
   /**
@@ -39,7 +45,7 @@ export class FakePublisher implements Publisher {
    */
   failWith(kind: 'refused' | 'unknown' | undefined, reason = 'the broker refused the event'): void {
     if (kind === undefined) this.#failure = undefined;
-    else this.#failure = (id) => (kind === 'refused' ? new QueueUnavailable(reason, id) : new PublishOutcomeUnknown(reason, id));
+    else this.#failure = (id) => (kind === 'refused' ? new QueueUnavailable('nacked', reason, id) : new PublishOutcomeUnknown('confirm-timeout', reason, id));
   }
 
   isReady(): boolean {
@@ -47,7 +53,7 @@ export class FakePublisher implements Publisher {
   }
 
   async publish(message: QueueMessage, receivedAt: Date): Promise<void> {
-    if (!this.ready) throw new QueueUnavailable('the broker connection is down', message.id);
+    if (!this.ready) throw new QueueUnavailable('not-connected', 'the broker connection is down', message.id);
     if (this.#failure !== undefined) throw this.#failure(message.id);
     this.published.push({ message, receivedAt });
   }
@@ -133,10 +139,10 @@ export async function startApp<P extends Publisher = FakePublisher>(
       };
       waiting.add(notify);
     });
-  const logger = createLogger({}, { level: 'debug', write, now: clock.now });
+  const logger = createLogger({}, { level: 'debug', write, now: clock.wall });
   const limiter = new SlidingLogLimiter({ ...config.rateLimit, now: clock.now });
   const metrics = createApiMetrics();
-  const server = createApp({ config, publisher, limiter, now: clock.now, logger, metrics });
+  const server = createApp({ config, publisher, limiter, clock, logger, metrics });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   t.after(() => {
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { request, type IncomingMessage } from 'node:http';
+import { systemClock } from '@event-tracker/common/clock.ts';
 import { createApiMetrics } from '../src/apiMetrics.ts';
 import { activityRoutes } from '../src/routes/activityRoutes.ts';
 import { FakePublisher, postJson, startApp, VALID_EVENT } from './helpers.ts';
@@ -192,11 +193,19 @@ function scenarios(): Map<string, Scenario> {
       return postJson(`${app.url}${path}`, valid);
     });
   }
-  found.set('GET /health 200', async (t) => fetch(`${(await startApp(t)).url}/health`));
-  found.set('GET /health 503', async (t) => {
+  for (const path of ['/health', '/health/ready']) {
+    found.set(`GET ${path} 200`, async (t) => fetch(`${(await startApp(t)).url}${path}`));
+    found.set(`GET ${path} 503`, async (t) => {
+      const app = await startApp(t);
+      app.publisher.ready = false;
+      return fetch(`${app.url}${path}`);
+    });
+  }
+  // Live whatever the broker does: the probe is made while the publisher has no channel.
+  found.set('GET /health/live 200', async (t) => {
     const app = await startApp(t);
     app.publisher.ready = false;
-    return fetch(`${app.url}/health`);
+    return fetch(`${app.url}/health/live`);
   });
   found.set('GET /metrics 200', async (t) => fetch(`${(await startApp(t)).url}/metrics`));
   found.set('GET /openapi.json 200', async (t) => fetch(`${(await startApp(t)).url}/openapi.json`));
@@ -259,8 +268,8 @@ describe('openapi.json: requests that match no operation', () => {
       publisher: new FakePublisher(),
       maxBodyBytes: 1,
       bodyTimeoutMs: 1_000,
-      now: Date.now,
-      publishConfirmSeconds: metrics.publishConfirmSeconds,
+      clock: systemClock,
+      metrics,
       registry: metrics.registry,
     });
     const fromRoutes = [...routes].flatMap(([path, methods]) => [...methods.keys()].map((method) => `${method} ${path}`)).sort();

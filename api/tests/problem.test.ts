@@ -28,8 +28,8 @@ describe('writeProblem', () => {
     [new BodyTooLarge(10), 413, '/problems/body-too-large', { connection: 'close' }],
     [new UnsupportedMediaType(), 415, '/problems/unsupported-media-type', {}],
     [new RateLimited(7), 429, '/problems/rate-limited', { 'retry-after': '7' }],
-    [new QueueUnavailable('the broker connection is down', 'e-1'), 503, '/problems/queue-unavailable', { 'retry-after': '5' }],
-    [new PublishOutcomeUnknown('no broker confirm within 5000 ms', 'e-1'), 503, '/problems/publish-outcome-unknown', { 'retry-after': '5' }],
+    [new QueueUnavailable('not-connected', 'the broker connection is down', 'e-1'), 503, '/problems/queue-unavailable', { 'retry-after': '5' }],
+    [new PublishOutcomeUnknown('confirm-timeout', 'no broker confirm within 5000 ms', 'e-1'), 503, '/problems/publish-outcome-unknown', { 'retry-after': '5' }],
   ] as const;
 
   for (const [error, status, type, headers] of cases) {

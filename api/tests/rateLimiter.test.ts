@@ -1,7 +1,8 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { SlidingLogLimiter, SWEEP_CHUNK_KEYS, rateLimitHeaders, retryAfterSeconds, startSweeping } from '../src/middlewares/rateLimiter.ts';
-import { fakeClock } from './helpers.ts';
+import { createApiMetrics } from '../src/apiMetrics.ts';
+import { VALID_EVENT, fakeClock, postJson, startApp } from './helpers.ts';
 
 function limiter(options: { maxRequests?: number; windowMs?: number; maxKeys?: number; shards?: number } = {}) {
   const clock = fakeClock();
@@ -118,6 +119,60 @@ describe('SlidingLogLimiter', () => {
     assert.equal(instance.hit('10.0.0.0').allowed, true, 'the first client was forgotten');
   });
 
+  test('counts an eviction of a client whose newest request is still inside the window', () => {
+    const { limiter: instance, clock } = limiter({ windowMs: 1_000, maxKeys: 2, shards: 1 });
+    instance.hit('a');
+    instance.hit('b');
+    assert.equal(instance.evictions, 0);
+    clock.advance(999);
+    instance.hit('c'); // a's request is 999 ms old: inside the window
+    assert.equal(instance.evictions, 1);
+    instance.hit('d'); // b's too
+    assert.equal(instance.evictions, 2);
+  });
+
+  test('does not count evicting a client whose window has passed, nor sweeping one', () => {
+    const { limiter: instance, clock } = limiter({ windowMs: 1_000, maxKeys: 2, shards: 1 });
+    instance.hit('a');
+    instance.hit('b');
+    clock.advance(1_000);
+    instance.hit('c'); // a's only request is exactly 1 000 ms old: it has left the window
+    assert.equal(instance.size, 2);
+    assert.equal(instance.evictions, 0);
+    clock.advance(1_000);
+    assert.equal(instance.sweep(), true);
+    assert.equal(instance.size, 0);
+    assert.equal(instance.evictions, 0);
+  });
+
+  test('counts an eviction by its newest request even when older ones have left the window', () => {
+    const { limiter: instance, clock } = limiter({ windowMs: 1_000, maxKeys: 1, shards: 1 });
+    instance.hit('a');
+    clock.advance(900);
+    instance.hit('a');
+    clock.advance(500); // the first request has left, the second is 500 ms old
+    instance.hit('b');
+    assert.equal(instance.evictions, 1);
+  });
+
+  test('with many shards, counts the evictions that keep it at maxKeys', () => {
+    const { limiter: instance } = limiter({ maxKeys: 100 });
+    for (let i = 0; i < 1_000; i++) instance.hit(`10.0.${i >> 8}.${i & 255}`);
+    assert.equal(instance.evictions, 900);
+  });
+
+  test('api_rate_limiter_evictions_total renders the limiter\'s count as a counter', () => {
+    const { limiter: instance } = limiter({ maxKeys: 1, shards: 1 });
+    const metrics = createApiMetrics();
+    metrics.limiterEvictions.track(() => instance.evictions);
+    instance.hit('a');
+    instance.hit('b');
+    instance.hit('c');
+    const lines = metrics.registry.render().split('\n');
+    assert.ok(lines.includes('# TYPE api_rate_limiter_evictions_total counter'));
+    assert.ok(lines.includes('api_rate_limiter_evictions_total 2'), lines.join('\n'));
+  });
+
   test('sweep forgets only clients whose newest request has left the window', () => {
     const { limiter: instance, clock } = limiter({ windowMs: 1_000 });
     instance.hit('old');
@@ -180,5 +235,16 @@ describe('rateLimitHeaders', () => {
       'RateLimit-Reset': '60',
       'RateLimit-Policy': '50;w=60',
     });
+  });
+});
+
+describe('the app', () => {
+  test('reports on /metrics each client evicted while still inside its window', async (t) => {
+    const app = await startApp(t, { env: { RATE_LIMIT_MAX_KEYS: '1', TRUST_PROXY: '1' } });
+    for (const client of ['198.51.100.1', '198.51.100.2', '198.51.100.3']) {
+      assert.equal((await postJson(`${app.url}/api/v1/activities`, VALID_EVENT, { 'x-forwarded-for': client })).status, 202);
+    }
+    const lines = (await (await fetch(`${app.url}/metrics`)).text()).split('\n');
+    assert.ok(lines.includes('api_rate_limiter_evictions_total 2'), lines.join('\n'));
   });
 });

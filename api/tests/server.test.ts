@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { deleteQueues, servicesMissing, serviceUrl, uniqueName } from '../../tests/support/services.ts';
-import { root, runtimeMissing, scriptCommand, selectedRuntimes, startService, stopService } from '../../tests/support/processes.ts';
+import { root, runtimeMissing, scriptCommand, selectedRuntimes, startService, stopService, waitFor } from '../../tests/support/processes.ts';
+import { TcpProxy } from '../../tests/support/tcpProxy.ts';
 import { deadLetterQueueName } from '@event-tracker/common/topology.ts';
 import { VALID_EVENT, postJson } from './helpers.ts';
 
@@ -27,17 +28,34 @@ for (const runtime of selectedRuntimes()) {
       );
     });
 
-    test('logs the bound port, accepts an event, and exits 0 on SIGTERM', { skip: servicesMissing('RABBITMQ_URL') }, async (t) => {
+    test('listens with no broker: live 200, ready 503, ingestion 503 with Retry-After at once; then 202s once the broker is reachable, with no restart; exits 0 on SIGTERM', { skip: servicesMissing('RABBITMQ_URL') }, async (t) => {
       const queue = uniqueName('api_server');
-      t.after(() => deleteQueues(queue, deadLetterQueueName(queue)));
+      const proxy = await TcpProxy.start(serviceUrl('RABBITMQ_URL'));
+      proxy.cut();
+      t.after(async () => {
+        await proxy.close();
+        await deleteQueues(queue, deadLetterQueueName(queue));
+      });
       const api = await startService('api', runtime, {
-        RABBITMQ_URL: serviceUrl('RABBITMQ_URL'),
+        RABBITMQ_URL: proxy.urlFor(serviceUrl('RABBITMQ_URL')),
         QUEUE_NAME: queue,
         API_HOST: '127.0.0.1',
         API_PORT: '0',
       });
-      const response = await postJson(`http://127.0.0.1:${api.port}/api/v1/activities`, VALID_EVENT);
+      const base = `http://127.0.0.1:${api.port}`;
+      assert.equal((await fetch(`${base}/health/live`)).status, 200);
+      assert.equal((await fetch(`${base}/health/ready`)).status, 503);
+      assert.equal((await fetch(`${base}/health`)).status, 503);
+      const refused = await postJson(`${base}/api/v1/activities`, VALID_EVENT);
+      assert.equal(refused.status, 503);
+      assert.equal(refused.headers.get('retry-after'), '5');
+      assert.equal(((await refused.json()) as { type: string }).type, '/problems/queue-unavailable');
+
+      proxy.restore();
+      await waitFor('readiness', async () => (await fetch(`${base}/health/ready`)).status === 200, 30_000, () => api.logs.join('\n'));
+      const response = await postJson(`${base}/api/v1/activities`, VALID_EVENT);
       assert.equal(response.status, 202, api.logs.join('\n'));
+      assert.equal(api.child.exitCode, null, 'the same process, never restarted');
       assert.equal(await stopService(api), 0, api.logs.join('\n'));
       assert.ok(api.logs.some((line) => line.includes('"msg":"stopped"')));
     });

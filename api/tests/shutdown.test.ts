@@ -8,6 +8,7 @@ import { postJson, startApp, VALID_EVENT } from './helpers.ts';
 
 /** A publisher whose confirm arrives when the test says so. */
 class HeldPublisher implements Publisher {
+  readonly unconfirmed = 0;
   #onCalled = () => {};
   #onConfirm = () => {};
   readonly called = new Promise<void>((resolve) => (this.#onCalled = resolve));

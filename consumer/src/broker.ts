@@ -1,17 +1,14 @@
-// The RabbitMQ side of the consumer: one connection and one channel, re-established with capped
-// exponential back-off whenever either closes, and a consumer that runs only while `canConsume()`
-// says the store can take more.
-//
-// amqplib 2.x has opt-in connection recovery (`connect(url, { recovery })`), but it re-opens the
-// connection only: a channel the broker closes on its own (consumer_timeout, PRECONDITION_FAILED)
-// leaves the connection up and is not recovered. One loop that rebuilds both covers every case.
-import amqp, { type ChannelModel, type ConfirmChannel, type ConsumeMessage, type Message, type Options } from 'amqplib';
-import { CONNECT_TIMEOUT_MS, closeWithin, withHeartbeat } from '@event-tracker/common/amqp.ts';
-import { backoffDelay, type BackoffOptions } from '@event-tracker/common/backoff.ts';
-import { sleep, systemClock, type Clock } from '@event-tracker/common/clock.ts';
+// The RabbitMQ side of the consumer: a broker session (common/src/brokerSession.ts) whose channel
+// carries a consumer that runs only while `canConsume()` says the store can take more. A session
+// counts as working once basic.consume succeeds, so a broker that refuses it is retried ever more
+// slowly.
+import type { ConfirmChannel, ConsumeMessage, Message, Options } from 'amqplib';
+import type { BackoffOptions } from '@event-tracker/common/backoff.ts';
+import { BrokerSession } from '@event-tracker/common/brokerSession.ts';
+import type { Clock } from '@event-tracker/common/clock.ts';
 import type { Logger } from '@event-tracker/common/logger.ts';
+import { deadLetterQueueName, type TopologyOptions } from '@event-tracker/common/topology.ts';
 import type { AckChannel, Delivery } from './services/settler.ts';
-import { assertTopology, deadLetterQueueName, type TopologyOptions } from '@event-tracker/common/topology.ts';
 
 export interface BrokerOptions {
   readonly url: string;
@@ -27,7 +24,6 @@ export interface BrokerOptions {
 }
 
 interface Session {
-  readonly connection: ChannelModel;
   readonly channel: ConfirmChannel;
   readonly acks: AckChannel & { open: boolean };
   consumerTag?: string;
@@ -35,34 +31,47 @@ interface Session {
 
 export class Broker {
   readonly #options: BrokerOptions;
-  #session: Session | undefined;
-  #running: Promise<void> | undefined;
+  readonly #session: BrokerSession;
+  #current: Session | undefined;
   #consuming = true;
-  /** Aborted by close(): ends the reconnect loop and the back-off wait in progress. */
-  readonly #closing = new AbortController();
+  #closed = false;
   /** Subscribe and cancel calls run one at a time, so two refreshes cannot subscribe twice. */
   #sync: Promise<void> = Promise.resolve();
 
   constructor(options: BrokerOptions) {
     this.#options = options;
-  }
-
-  get #closed(): boolean {
-    return this.#closing.signal.aborted;
+    const { prefetch, logger, topology } = options;
+    this.#session = new BrokerSession({
+      ...options,
+      connectionName: 'event-tracker-consumer',
+      handlers: {
+        opened: async (channel) => {
+          await channel.prefetch(prefetch);
+          // A confirm channel, so a dead-letter copy is acked only once the broker has it.
+          this.#current = { channel, acks: ackChannel(channel, deadLetterQueueName(topology.queueName), logger) };
+          await this.refresh();
+        },
+        lost: () => {
+          // From here on the deliveries we hold are void: the broker requeues them itself.
+          if (this.#current) this.#current.acks.open = false;
+          this.#current = undefined;
+        },
+      },
+    });
   }
 
   get channelOpen(): boolean {
-    return this.#session?.acks.open ?? false;
+    return this.#current?.acks.open ?? false;
   }
 
   /** True while our consumer is subscribed, so the broker may deliver. */
   get consuming(): boolean {
-    return this.channelOpen && this.#session?.consumerTag !== undefined;
+    return this.channelOpen && this.#current?.consumerTag !== undefined;
   }
 
   /** Connects in the background, and again after every loss, until close(). */
   start(): void {
-    this.#running ??= this.#run();
+    this.#session.start();
   }
 
   /** Subscribes or cancels so that consumption matches `canConsume()`. */
@@ -79,89 +88,19 @@ export class Broker {
 
   /** Closes the channel, then the connection, and stops reconnecting. */
   async close(): Promise<void> {
-    this.#closing.abort();
+    this.#closed = true;
     this.#consuming = false;
-    await this.#closeSession();
-    await this.#running;
-  }
-
-  async #closeSession(): Promise<void> {
-    const session = this.#session;
-    if (!session) return;
-    await closeWithin(session.channel, () => session.channel.close());
-    await closeWithin(session.connection, () => session.connection.close());
-  }
-
-  async #run(): Promise<void> {
-    const { logger, retry } = this.#options;
-    let failures = 0;
-    while (!this.#closed) {
-      try {
-        const { lost } = await this.#open();
-        failures = 0;
-        // close() may have run while we were connecting, before there was a session to close.
-        if (this.#closed) await this.#closeSession();
-        await lost;
-      } catch (err) {
-        failures += 1;
-        logger.warn('could not connect to the broker', { err });
-      }
-      this.#session = undefined;
-      if (this.#closed) break;
-      const delayMs = backoffDelay(failures + 1, retry);
-      logger.info('reconnecting to the broker', { delayMs });
-      await sleep(this.#options.clock ?? systemClock, delayMs, this.#closing.signal);
-    }
-  }
-
-  /**
-   * Opens a session. `lost` settles when its connection or channel is gone. It comes wrapped in an
-   * object because an async function returning a promise adopts it: returned bare, the caller's
-   * await would last until the connection was lost, and a close() made while connecting would
-   * never close the session it was waiting for.
-   */
-  async #open(): Promise<{ lost: Promise<void> }> {
-    const { logger, prefetch, topology } = this.#options;
-    const connection = await amqp.connect(withHeartbeat(this.#options.url, this.#options.heartbeatSeconds), { timeout: CONNECT_TIMEOUT_MS, clientProperties: { connection_name: 'event-tracker-consumer' } });
-    let acks: Session['acks'] | undefined;
-    let markLost: () => void = () => {};
-    const lost = new Promise<void>((resolve) => (markLost = resolve));
-    const end = (what: string) => {
-      // From here on the deliveries we hold are void: the broker requeues them itself.
-      if (acks) acks.open = false;
-      if (this.#closed) logger.info(`broker ${what} closed`);
-      else logger.warn(`broker ${what} closed`);
-      void connection.close().catch(() => {});
-      markLost();
-    };
-    // 'error' is always followed by 'close'; an 'error' event without a listener would crash the process.
-    connection.on('error', (err: Error) => logger.warn('broker connection error', { err }));
-    connection.on('close', () => end('connection'));
-    try {
-      // A confirm channel, so a dead-letter copy is acked only once the broker has it.
-      const channel = await connection.createConfirmChannel();
-      acks = ackChannel(channel, deadLetterQueueName(topology.queueName), logger);
-      channel.on('error', (err: Error) => logger.warn('broker channel error', { err }));
-      channel.on('close', () => end('channel'));
-      await channel.prefetch(prefetch);
-      await assertTopology(channel, topology);
-      this.#session = { connection, channel, acks };
-      logger.info('connected to the broker', { queue: topology.queueName, prefetch });
-      await this.refresh();
-      return { lost };
-    } catch (err) {
-      await connection.close().catch(() => {});
-      throw err;
-    }
+    await this.#session.close();
   }
 
   async #apply(): Promise<void> {
-    const session = this.#session;
+    const session = this.#current;
     if (!session || !session.acks.open) return;
     const wanted = this.#consuming && !this.#closed && this.#options.canConsume();
     if (wanted && !session.consumerTag) {
       const onMessage = (message: ConsumeMessage | null) => this.#deliver(session, message);
       session.consumerTag = (await session.channel.consume(this.#options.topology.queueName, onMessage, { noAck: false })).consumerTag;
+      this.#session.worked();
       this.#options.logger.info('consuming', { queue: this.#options.topology.queueName });
     } else if (!wanted && session.consumerTag) {
       const tag = session.consumerTag;
@@ -176,7 +115,7 @@ export class Broker {
     // The broker cancelled us (the queue was deleted, for one): start over, which re-declares it.
     this.#options.logger.warn('consumer cancelled by the broker; reconnecting');
     session.consumerTag = undefined;
-    void session.connection.close().catch(() => {});
+    void session.channel.close().catch(() => {});
   }
 }
 

@@ -92,6 +92,19 @@ describe('BatchWriter batching', () => {
   });
 });
 
+describe('BatchWriter and the wall clock', () => {
+  test('a wall clock stepped back 10 minutes neither delays a partial batch nor changes its timer; processedAt follows the wall clock', async () => {
+    const { clock, store, add } = setup({ batchSize: 3, batchMaxWaitMs: 20 });
+    add('a');
+    clock.stepWall(-600_000);
+    clock.advance(20);
+    await settle();
+    assert.equal(store.calls.length, 1, 'written after 20 ms of monotonic time');
+    assert.equal(store.docs.get('a')!.processedAt.getTime(), clock.wall());
+    assert.equal(clock.wall(), clock.now() - 600_000);
+  });
+});
+
 describe('BatchWriter acknowledgements', () => {
   test('acks nothing until the insert is acknowledged', async () => {
     const { store, channel, add } = setup({ batchSize: 2 });

@@ -252,6 +252,43 @@ describe('consumer against RabbitMQ and the MongoDB-protocol server', { skip: se
     assert.deepEqual([state.messageCount, state.consumerCount], [0, 0], 'acked before the channel closed, so not requeued');
   });
 
+  test('backs off its reconnects while the broker refuses basic.consume (ACCESS_REFUSED), then consumes once allowed', { timeout: 30_000 }, async (t) => {
+    const queue = uniqueName('refused');
+    const topology = { queueName: queue, queueType: 'classic' as const, deliveryLimit: 10 };
+    // A classic queue with an exclusive consumer: the broker refuses every other basic.consume with
+    // 403 ACCESS_REFUSED and closes that channel, while connections and declarations succeed.
+    const holder = await amqp.connect(serviceUrl('RABBITMQ_URL'));
+    const held = await holder.createChannel();
+    await assertTopology(held, topology);
+    const { consumerTag } = await held.consume(queue, () => {}, { exclusive: true });
+    const { logger, lines } = memoryLogger();
+    const broker = new Broker({
+      url: serviceUrl('RABBITMQ_URL'),
+      heartbeatSeconds: 5,
+      prefetch: 10,
+      topology,
+      retry: { baseMs: 50, maxMs: 1_000 },
+      logger,
+      canConsume: () => true,
+      onDelivery: () => {},
+    });
+    t.after(async () => {
+      await broker.close();
+      await holder.close().catch(() => {});
+      await deleteQueues(queue, deadLetterQueueName(queue));
+    });
+    broker.start();
+    // The measurement window: how many sessions it opens in 3 s of refusals.
+    await new Promise((done) => setTimeout(done, 3_000));
+    const sessions = lines.filter((line) => line.msg === 'connected to the broker').length;
+    // Without back-off (it used to reset at every connect) this was one session every 25-50 ms.
+    assert.ok(sessions >= 2 && sessions <= 8, `${sessions} sessions in 3 s`);
+    assert.equal(broker.consuming, false);
+
+    await held.cancel(consumerTag);
+    await waitFor('consuming once the broker allows it', () => broker.consuming, 10_000);
+  });
+
   // A SIGTERM that lands while the broker connection is being opened used to wait out the whole
   // SHUTDOWN_TIMEOUT_MS and exit 1: close() missed the session that the connect then opened.
   test('close() made while connecting closes the connection that connect then opens', { timeout: 15_000 }, async (t) => {

@@ -11,10 +11,21 @@ import { DUPLICATE, RETRY, STORED, rejection, type Verdict } from '../src/servic
 /** A clock that moves only when told to; `advance` runs the tasks that fall due, in order. */
 export class FakeClock implements Clock {
   #now = 1_700_000_000_000;
+  /** How far the wall clock has been stepped away from the monotonic one. */
+  #wallOffset = 0;
   #tasks: { at: number; task: () => void }[] = [];
 
   now(): number {
     return this.#now;
+  }
+
+  wall(): number {
+    return this.#now + this.#wallOffset;
+  }
+
+  /** Steps the wall clock alone, as NTP or an operator would; timers and windows must not notice. */
+  stepWall(ms: number): void {
+    this.#wallOffset += ms;
   }
 
   schedule(ms: number, task: () => void): () => void {

@@ -25,6 +25,18 @@ describe('health server', () => {
     assert.deepEqual(await response.json(), { status: 'ok', checks: { rabbitmq: 'up', mongodb: 'up' } });
   });
 
+  test('answers /health/live 200 whatever the dependencies say, and /health/ready as /health', async (t) => {
+    const { get } = await serve(t, { rabbitmq: () => false, mongodb: async () => false });
+    const live = await get('/health/live');
+    assert.equal(live.status, 200);
+    assert.deepEqual(await live.json(), { status: 'ok', checks: {} });
+    const ready = await get('/health/ready');
+    assert.equal(ready.status, 503);
+    assert.deepEqual(await ready.json(), { status: 'unavailable', checks: { rabbitmq: 'down', mongodb: 'down' } });
+    const { get: getUp } = await serve(t, up);
+    assert.equal((await getUp('/health/ready')).status, 200);
+  });
+
   test('answers 503 with the same shape, naming what is down', async (t) => {
     const { get } = await serve(t, { rabbitmq: () => true, mongodb: async () => false });
     const response = await get('/health');

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { root, startService, stopService } from '../support/processes.ts';
+import { root, startReady, stopService } from '../support/processes.ts';
 import { deleteQueues, serviceUrl, servicesMissing, uniqueName } from '../support/services.ts';
 
 const run = promisify(execFile);
@@ -13,7 +13,7 @@ const skip = servicesMissing('RABBITMQ_URL');
 test('scripts/demo.sh runs against a live API and shows 202, 400, 415 and a 429 with Retry-After', { skip }, async (t) => {
   const queue = uniqueName('docs_demo');
   t.after(() => deleteQueues(queue, `${queue}.dead`));
-  const api = await startService('api', 'node20-tsx', {
+  const api = await startReady('api', 'node20-tsx', {
     RABBITMQ_URL: serviceUrl('RABBITMQ_URL'),
     QUEUE_NAME: queue,
     API_HOST: '127.0.0.1',

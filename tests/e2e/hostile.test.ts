@@ -7,7 +7,7 @@ import net from 'node:net';
 import amqp from 'amqplib';
 import { parseDelivery } from '../../consumer/src/services/activityProcessor.ts';
 import { servicesMissing, serviceUrl } from '../support/services.ts';
-import { runtimeMissing, selectedRuntimes, startService, stopService, type RunningService } from '../support/processes.ts';
+import { runtimeMissing, selectedRuntimes, startReady, stopService, type RunningService } from '../support/processes.ts';
 import { event } from '../support/system.ts';
 import { uniqueName } from '../support/services.ts';
 import { prng } from '../support/prng.ts';
@@ -110,7 +110,7 @@ for (const runtime of selectedRuntimes()) {
     const queue = uniqueName('hostile');
     let api: RunningService;
     before(async () => {
-      api = await startService('api', runtime, {
+      api = await startReady('api', runtime, {
         RABBITMQ_URL: serviceUrl('RABBITMQ_URL'),
         QUEUE_NAME: queue,
         API_HOST: '127.0.0.1',

@@ -52,6 +52,17 @@ export function startService(service: Service, runtime: Runtime, env: Record<str
   return startCommand(`${service} on ${runtime}`, commandFor(service, runtime), env);
 }
 
+/**
+ * Starts a service and waits until its readiness probe answers 200: the API listens at once and
+ * answers 503 until it has reached RabbitMQ, so a test that wants 202s waits for this.
+ */
+export async function startReady(service: Service, runtime: Runtime, env: Record<string, string>): Promise<RunningService> {
+  const running = await startService(service, runtime, env);
+  const ready = async () => (await fetch(`http://127.0.0.1:${running.port}/health/ready`).then((response) => response.status).catch(() => 0)) === 200;
+  await waitFor(`${service} on ${runtime} to be ready`, ready, 30_000, () => running.logs.slice(-20).join('\n'));
+  return running;
+}
+
 /** Runs `bench/baseline.ts` (or any script of ours) the way `runtime` runs the services. */
 export function scriptCommand(runtime: Runtime, script: string): string[] {
   if (runtime === 'node26') return [node26, script];

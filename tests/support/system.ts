@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { MongoClient, type Collection } from 'mongodb';
 import type { ActivityEvent, StoredActivity } from '@event-tracker/shared';
 import { deleteQueues, serviceUrl, uniqueName } from './services.ts';
-import { startService, stopService, waitFor, type RunningService, type Runtime } from './processes.ts';
+import { startReady, startService, stopService, waitFor, type RunningService, type Runtime } from './processes.ts';
 
 export interface Answer {
   readonly status: number;
@@ -50,7 +50,7 @@ export class TestSystem {
   }
 
   async startApi(): Promise<RunningService> {
-    this.api = await startService('api', this.runtime, this.env());
+    this.api = await startReady('api', this.runtime, this.env());
     return this.api;
   }
 

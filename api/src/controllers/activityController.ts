@@ -3,7 +3,9 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AcceptedResponse, ActivityEvent, QueueMessage } from '@event-tracker/shared';
-import type { Histogram } from '@event-tracker/common/metrics.ts';
+import type { Clock } from '@event-tracker/common/clock.ts';
+import type { ApiMetrics } from '../apiMetrics.ts';
+import { PublishOutcomeUnknown, QueueUnavailable } from '../errors.ts';
 import type { Publisher } from '../publisher.ts';
 import { parseJson, readBody, requireJson } from '../body.ts';
 import { sendJson } from '../respond.ts';
@@ -15,8 +17,8 @@ export interface ActivityControllerDeps {
   readonly maxBodyBytes: number;
   /** How long a client may take to send its body before the connection is closed. */
   readonly bodyTimeoutMs: number;
-  readonly now: () => number;
-  readonly publishConfirmSeconds: Histogram;
+  readonly clock: Pick<Clock, 'now' | 'wall'>;
+  readonly metrics: Pick<ApiMetrics, 'publishConfirmSeconds' | 'publishFailures'>;
 }
 
 /** A handler that accepts events in the contract `validate` understands. */
@@ -25,7 +27,7 @@ export function activityController(deps: ActivityControllerDeps): (validate: (bo
     requireJson(req.headers['content-type']);
     const event = validate(parseJson(await readBody(req, deps.maxBodyBytes, deps.bodyTimeoutMs)));
 
-    const receivedAt = deps.now();
+    const { clock, metrics } = deps;
     const message: QueueMessage = {
       id: event.id ?? randomUUID(),
       userId: event.userId,
@@ -33,8 +35,16 @@ export function activityController(deps: ActivityControllerDeps): (validate: (bo
       timestamp: event.timestamp,
       payload: event.payload,
     };
-    await deps.publisher.publish(message, new Date(receivedAt));
-    deps.publishConfirmSeconds.observe((deps.now() - receivedAt) / 1000);
+    const started = clock.now();
+    try {
+      await deps.publisher.publish(message, new Date(clock.wall()));
+    } catch (error) {
+      if (error instanceof QueueUnavailable || error instanceof PublishOutcomeUnknown) metrics.publishFailures.inc({ reason: error.reason });
+      throw error;
+    } finally {
+      // Failures and timeouts included: a confirm latency of successes only hides a slow broker.
+      metrics.publishConfirmSeconds.observe((clock.now() - started) / 1000);
+    }
 
     const accepted: AcceptedResponse = { status: 'accepted', id: message.id };
     sendJson(res, 202, accepted);

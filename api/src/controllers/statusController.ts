@@ -1,19 +1,23 @@
 // Health, metrics and the OpenAPI document: for orchestrators, Prometheus and client authors,
 // never rate limited.
 import { readFileSync } from 'node:fs';
-import type { HealthReport } from '@event-tracker/shared';
+import { LIVE, readiness } from '@event-tracker/common/health.ts';
 import type { Registry } from '@event-tracker/common/metrics.ts';
 import type { Publisher } from '../publisher.ts';
 import type { Handler } from './activityController.ts';
 import { PROMETHEUS_CONTENT_TYPE } from '@event-tracker/common/metrics.ts';
 import { send, sendJson } from '../respond.ts';
 
-/** 200 while events can be published, 503 otherwise, with the same body shape either way. */
-export function health(publisher: Publisher): Handler {
+/** Liveness: 200 while the process answers at all, whatever RabbitMQ is doing. */
+export function live(): Handler {
+  return async (_req, res) => sendJson(res, 200, LIVE);
+}
+
+/** Readiness: 200 while events can be published, 503 otherwise, with the same body shape either way. */
+export function ready(publisher: Publisher): Handler {
   return async (_req, res) => {
-    const up = publisher.isReady();
-    const report: HealthReport = { status: up ? 'ok' : 'unavailable', checks: { rabbitmq: up ? 'up' : 'down' } };
-    sendJson(res, up ? 200 : 503, report);
+    const report = await readiness({ rabbitmq: () => publisher.isReady() });
+    sendJson(res, report.status === 'ok' ? 200 : 503, report);
   };
 }
 

@@ -78,6 +78,7 @@ export class SlidingLogLimiter {
   readonly #shards: Map<string, RequestLog>[];
   readonly #options: LimiterOptions;
   #size = 0;
+  #evictions = 0;
   #sweepShard = 0;
   #sweepCursor: Iterator<[string, RequestLog]> | undefined;
 
@@ -90,6 +91,15 @@ export class SlidingLogLimiter {
     return this.#size;
   }
 
+  /**
+   * Clients forgotten by eviction while a request of theirs was still inside the window: each
+   * one's next request starts a fresh log, so a rising count means maxKeys is too small to hold
+   * the limit. Clients evicted or swept after their window has passed lose nothing and are not counted.
+   */
+  get evictions(): number {
+    return this.#evictions;
+  }
+
   /** Counts a request from `key` if it fits in the window. */
   hit(key: string): Decision {
     const { maxRequests: limit, windowMs, maxKeys, now: clock } = this.#options;
@@ -97,7 +107,7 @@ export class SlidingLogLimiter {
     const logs = this.#shardOf(key);
     let log = logs.get(key);
     if (log === undefined) {
-      if (this.#size >= maxKeys) this.#evictFrom(logs);
+      if (this.#size >= maxKeys) this.#evictFrom(logs, now - windowMs);
       log = new RequestLog(Math.min(2, limit));
       this.#size += 1;
     } else {
@@ -143,15 +153,20 @@ export class SlidingLogLimiter {
     return this.#shards[hash & (this.#shards.length - 1)]!;
   }
 
-  /** The least recently used key of the newcomer's shard, or of the next shard that has one. */
-  #evictFrom(logs: Map<string, RequestLog>): void {
+  /**
+   * Forgets the least recently used key of the newcomer's shard, or of the next shard that has one,
+   * counting it when its newest request is after `cutoff`, that is still inside the window.
+   */
+  #evictFrom(logs: Map<string, RequestLog>, cutoff: number): void {
     const start = this.#shards.indexOf(logs);
     for (let i = 0; i < this.#shards.length; i++) {
       const shard = this.#shards[(start + i) % this.#shards.length]!;
-      const oldest = shard.keys().next();
+      const oldest = shard.entries().next();
       if (oldest.done !== true) {
-        shard.delete(oldest.value);
+        const [key, log] = oldest.value;
+        shard.delete(key);
         this.#size -= 1;
+        if (log.count > 0 && log.at(log.count - 1) > cutoff) this.#evictions += 1;
         return;
       }
     }

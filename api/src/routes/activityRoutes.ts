@@ -3,7 +3,8 @@
 import type { ActivityControllerDeps, Handler } from '../controllers/activityController.ts';
 import type { Registry } from '@event-tracker/common/metrics.ts';
 import { activityController } from '../controllers/activityController.ts';
-import { health, metrics, openApi } from '../controllers/statusController.ts';
+import { live, metrics, openApi, ready } from '../controllers/statusController.ts';
+import { LIVE_PATH, READY_PATHS } from '@event-tracker/common/health.ts';
 import { MethodNotAllowed, NotFound } from '../errors.ts';
 import { validateActivity, validateLegacyTrack } from '../validation.ts';
 
@@ -14,7 +15,8 @@ export function activityRoutes(deps: ActivityControllerDeps & { readonly registr
   return new Map([
     ['/api/v1/activities', new Map([['POST', track(validateActivity)]])],
     ['/api/v1/events/track', new Map([['POST', track(validateLegacyTrack)]])],
-    ['/health', new Map([['GET', health(deps.publisher)]])],
+    [LIVE_PATH, new Map([['GET', live()]])],
+    ...READY_PATHS.map((path) => [path, new Map([['GET', ready(deps.publisher)]])] as const),
     ['/metrics', new Map([['GET', metrics(deps.registry)]])],
     ['/openapi.json', new Map([['GET', openApi()]])],
   ]);

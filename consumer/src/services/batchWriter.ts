@@ -172,7 +172,7 @@ export class BatchWriter {
   async #write(entries: readonly Entry[]): Promise<Entry[]> {
     const { clock, store, metrics, logger, settler } = this.#options;
     const started = clock.now();
-    const processedAt = new Date(started);
+    const processedAt = new Date(clock.wall());
     const docs = entries.map((entry) => toDocument(entry.activity, processedAt));
     const outcome = await this.#answerOf(store.insertBatch(docs));
     metrics.writeSeconds.observe((clock.now() - started) / 1000);

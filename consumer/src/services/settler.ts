@@ -70,7 +70,7 @@ export class Settler {
     // never goes to the log. The reason travels with the message, in its header.
     const identity = { cause, messageId: typeof messageId === 'string' ? messageId : undefined, deliveryTag: message.fields.deliveryTag };
     if (!channel.open) return;
-    const headers = { [REJECTION_REASON_HEADER]: reason, [REJECTED_AT_HEADER]: new Date(clock.now()).toISOString() };
+    const headers = { [REJECTION_REASON_HEADER]: reason, [REJECTED_AT_HEADER]: new Date(clock.wall()).toISOString() };
     const done = channel.deadLetter(message, headers).catch(() => false).then((confirmed) => {
       if (confirmed) {
         metrics.deadLettered.inc({ cause });
