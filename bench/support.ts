@@ -15,10 +15,12 @@ export interface WrkResult {
   readonly errors: number;
 }
 
-export async function wrk(url: string, connections: number, seconds: number): Promise<WrkResult> {
+/** `bodyFile`: a file whose bytes each request POSTs instead of post.lua's one event (a batch, say). */
+export async function wrk(url: string, connections: number, seconds: number, bodyFile?: string): Promise<WrkResult> {
   const threads = Math.min(2, connections);
   const { stdout } = await run('wrk', [`-t${threads}`, `-c${connections}`, `-d${seconds}s`, '-s', 'bench/post.lua', url], {
     maxBuffer: 1 << 20,
+    env: bodyFile === undefined ? process.env : { ...process.env, WRK_BODY_FILE: bodyFile },
   });
   const line = stdout.split('\n').find((l) => l.startsWith('WRK_JSON '));
   if (!line) throw new Error(`wrk printed no summary:\n${stdout}`);

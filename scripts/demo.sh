@@ -8,6 +8,9 @@ set -euo pipefail
 
 API_URL=${API_URL:-http://localhost:3000}
 EVENT='{"userId":"a1b2c3d4-e5f6-7890-1234-567890abcdef","eventType":"user_login","timestamp":"2023-10-27T10:00:00Z","payload":{"ipAddress":"192.168.1.1","device":"desktop"}}'
+# Two events in one request: the first with an id the client chose (a retry with it is stored once),
+# the second without, so the API makes one; the answer lists both ids in request order.
+BATCH='{"batch":[{"id":"0b7e4c1a-3f2d-4e5b-9a8c-1d2e3f4a5b6c","userId":"a1b2c3d4-e5f6-7890-1234-567890abcdef","eventType":"page_view","timestamp":"2023-10-27T10:00:01Z","payload":{"path":"/pricing"}},{"userId":"a1b2c3d4-e5f6-7890-1234-567890abcdef","eventType":"user_logout","timestamp":"2023-10-27T10:05:00Z","payload":{}}]}'
 
 # Prints a curl command the way you would type it: arguments with shell characters single-quoted.
 print_command() {
@@ -34,6 +37,9 @@ show() {
 show '202: an event is accepted once RabbitMQ has confirmed it' \
   -X POST "$API_URL/api/v1/activities" -H 'Content-Type: application/json' -d "$EVENT"
 
+show '202: a batch, each event its own message, accepted once RabbitMQ has confirmed them all' \
+  -X POST "$API_URL/api/v1/activities/batch" -H 'Content-Type: application/json' -d "$BATCH"
+
 show '202: the older snake_case contract, user_id may be an integer' \
   -X POST "$API_URL/api/v1/events/track" -H 'Content-Type: application/json' \
   -d '{"user_id":42,"event_type":"login","timestamp":"2023-10-27T10:00:00+02:00","metadata":{"plan":"pro"}}'
@@ -42,8 +48,8 @@ show '400: every problem with the event at once' \
   -X POST "$API_URL/api/v1/activities" -H 'Content-Type: application/json' \
   -d '{"userId":"","eventType":"user_login","timestamp":"2023-02-30T10:00:00Z","payload":[],"extra":1}'
 
-show '415: the body must be sent as application/json' \
-  -X POST "$API_URL/api/v1/activities" -H 'Content-Type: text/plain' -d 'hello'
+show '415: the body must be JSON, sent as application/json (or text/plain, as sendBeacon sends it)' \
+  -X POST "$API_URL/api/v1/activities" -H 'Content-Type: application/xml' -d '<event/>'
 
 show '404: unknown path' "$API_URL/api/v1/nothing-here"
 

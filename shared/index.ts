@@ -31,6 +31,8 @@ export interface QueueMessage {
   readonly eventType: string;
   readonly timestamp: string;
   readonly payload: Readonly<Record<string, unknown>>;
+  /** The name (never the key) of the write key the event came with; absent while WRITE_KEYS is unset. */
+  readonly source?: string;
 }
 
 /** Name of the AMQP header that carries the API's receive time. */
@@ -45,6 +47,8 @@ export interface StoredActivity {
   readonly eventType: string;
   readonly timestamp: Date;
   readonly payload: Readonly<Record<string, unknown>>;
+  /** As QueueMessage.source: which write key's holder sent the event. */
+  readonly source?: string;
   readonly receivedAt?: Date;
   readonly processedAt: Date;
 }
@@ -63,6 +67,8 @@ export interface ProblemDetails {
   readonly detail: string;
   /** On a 503: the event's id. A retry with it is stored once, whether or not the broker has it. */
   readonly id?: string;
+  /** On a 503 for a batch: every id of the batch, in request order. Retry the whole batch with them. */
+  readonly ids?: readonly string[];
   readonly errors?: readonly FieldError[];
 }
 
@@ -72,10 +78,24 @@ export interface AcceptedResponse {
   readonly id: string;
 }
 
+/** The body of `POST /api/v1/activities/batch`. */
+export interface ActivityBatch {
+  readonly batch: readonly ActivityEvent[];
+}
+
+/** The 202 answer to an accepted batch: the event ids, in request order. */
+export interface BatchAcceptedResponse {
+  readonly status: 'accepted';
+  readonly ids: readonly string[];
+}
+
 export type DependencyState = 'up' | 'down';
 
 /** The body of `GET /health` on either service. */
 export interface HealthReport {
+  /** `ok` when every entry of `checks` is up; `info` never changes it. */
   readonly status: 'ok' | 'unavailable';
   readonly checks: Readonly<Record<string, DependencyState>>;
+  /** Dependencies the service runs without, for information: the API's Redis with RATE_LIMIT_STORE=redis. */
+  readonly info?: Readonly<Record<string, DependencyState>>;
 }

@@ -36,6 +36,10 @@ export interface ApiMetrics {
   readonly brokerUp: Gauge;
   readonly limiterKeys: Gauge;
   readonly limiterEvictions: TrackedCounter;
+  /** RATE_LIMIT_STORE=redis. Labels: reason (redisLimiter.ts FallbackReason). */
+  readonly rateLimitFallbacks: Counter;
+  readonly rateLimitRedisUp: Gauge;
+  readonly rateLimitRedisSeconds: Histogram;
 }
 
 export function createApiMetrics(): ApiMetrics {
@@ -55,6 +59,15 @@ export function createApiMetrics(): ApiMetrics {
     limiterKeys: registry.add(new Gauge('api_rate_limiter_keys', 'Clients tracked by the rate limiter.')),
     limiterEvictions: registry.add(
       new TrackedCounter('api_rate_limiter_evictions_total', 'Clients the rate limiter forgot while still inside their window (RATE_LIMIT_MAX_KEYS reached).'),
+    ),
+    rateLimitFallbacks: registry.add(
+      new Counter('api_rate_limit_fallbacks_total', 'Requests the in-process limiter decided because Redis could not, by reason: unreachable, error, timeout, probing (RATE_LIMIT_STORE=redis).'),
+    ),
+    rateLimitRedisUp: registry.add(new Gauge('api_rate_limit_redis_up', '1 while Redis answers the rate-limit script in time, 0 while requests fall back (RATE_LIMIT_STORE=redis).')),
+    rateLimitRedisSeconds: registry.add(
+      new Histogram('api_rate_limit_redis_seconds', 'Round trip of the rate-limit script, answers after the timeout included (RATE_LIMIT_STORE=redis).', [
+        0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+      ]),
     ),
   };
 }

@@ -1,5 +1,7 @@
 // Builds the HTTP server from its dependencies without listening, so tests start it on port 0.
-// Per request: route lookup -> rate limit (on /api/) -> handler; errors go to the problem writer.
+// Per request: route lookup -> CORS (ingestion routes; a preflight ends here) -> rate limit (on
+// /api/ and the ingestion routes) -> write key (ingestion routes, while WRITE_KEYS is set) ->
+// handler; errors go to the problem writer.
 import { createServer } from 'node:http';
 import type { Server } from 'node:http';
 import type { ApiMetrics } from './apiMetrics.ts';
@@ -7,18 +9,23 @@ import type { Clock } from '@event-tracker/common/clock.ts';
 import type { Config } from './config.ts';
 import type { Logger } from '@event-tracker/common/logger.ts';
 import type { Publisher } from './publisher.ts';
-import type { SlidingLogLimiter } from './middlewares/rateLimiter.ts';
+import type { RateLimiter } from './middlewares/rateLimiter.ts';
+import type { HealthChecks } from '@event-tracker/common/health.ts';
 import { RequestAborted } from './body.ts';
 import { clientAddress, clientKey } from './clientKey.ts';
 import { enforceRateLimit } from './middlewares/rateLimiter.ts';
 import { writeProblem } from './problem.ts';
 import { requestPath } from '@event-tracker/common/requestPath.ts';
-import { activityRoutes, resolveRoute } from './routes/activityRoutes.ts';
+import { activityRoutes, allowedMethods, resolveRoute } from './routes/activityRoutes.ts';
+import { answerPreflight, applyCors } from './middlewares/cors.ts';
+import { authenticate } from './middlewares/writeKey.ts';
 
 export interface AppDeps {
   readonly config: Config;
   readonly publisher: Publisher;
-  readonly limiter: SlidingLogLimiter;
+  readonly limiter: RateLimiter;
+  /** Reported by readiness without deciding it: Redis, when the rate limit is shared through it. */
+  readonly healthInfo?: HealthChecks;
   /** Monotonic time for durations, the wall clock for receive times (tests step either). */
   readonly clock: Pick<Clock, 'now' | 'wall'>;
   readonly logger: Logger;
@@ -33,10 +40,15 @@ export function createApp(deps: AppDeps): Server {
   const routes = activityRoutes({
     publisher,
     maxBodyBytes: config.maxBodyBytes,
+    maxBatchBodyBytes: config.maxBatchBodyBytes,
+    batchMaxEvents: config.batchMaxEvents,
+    segmentMaxCallBytes: config.segmentMaxCallBytes,
+    segmentMaxBatchBytes: config.segmentMaxBatchBytes,
     bodyTimeoutMs: config.requestTimeoutMs,
     clock,
     metrics,
     registry: metrics.registry,
+    healthInfo: deps.healthInfo,
   });
   metrics.brokerUp.track(() => (publisher.isReady() ? 1 : 0));
   metrics.unconfirmed.track(() => publisher.unconfirmed);
@@ -58,22 +70,32 @@ export function createApp(deps: AppDeps): Server {
     async (req, res) => {
       const started = clock.now();
       const path = requestPath(req.url);
-      const route = routes.has(path) ? path : 'unmatched';
+      const route = routes.get(path);
+      const routeLabel = route === undefined ? 'unmatched' : path;
       const forwardedFor = req.headers['x-forwarded-for'];
       const client = clientKey(clientAddress(req.socket.remoteAddress, typeof forwardedFor === 'string' ? forwardedFor : undefined, config.trustProxy), config.rateLimit.ipv6Prefix);
 
       res.on('close', () => {
         const status = res.writableFinished ? res.statusCode : CLIENT_CLOSED;
-        metrics.requests.inc({ route, status: String(status) });
+        metrics.requests.inc({ route: routeLabel, status: String(status) });
         if (status === 429) metrics.rateLimited.inc();
-        logger.info('request', { method: req.method, route, status, durationMs: Math.round(clock.now() - started), client });
+        logger.info('request', { method: req.method, route: routeLabel, status, durationMs: Math.round(clock.now() - started), client });
       });
 
       // A request on a kept-alive socket after shutdown began: tell the client not to reuse it.
       if (!server.listening) res.setHeader('Connection', 'close');
       try {
-        if (path.startsWith('/api/')) enforceRateLimit(limiter, client, res);
-        await resolveRoute(routes, path, req.method)(req, res);
+        if (route?.ingestion === true) {
+          const origin = req.headers.origin;
+          applyCors(config.cors, origin, res);
+          // A preflight is the browser asking, not the client sending: never counted.
+          if (req.method === 'OPTIONS') return answerPreflight(res, allowedMethods(route));
+        }
+        if (path.startsWith('/api/') || route?.ingestion === true) await enforceRateLimit(limiter, client, res);
+        const handler = resolveRoute(route, req.method);
+        // After the rate limit, so that guessing keys spends the guesser's budget; before the body.
+        const source = route?.ingestion === true && config.writeKeys !== undefined ? authenticate(config.writeKeys, req) : undefined;
+        await handler(req, res, source);
       } catch (error) {
         if (error instanceof RequestAborted) return;
         writeProblem(res, error, logger);

@@ -1,14 +1,21 @@
-// Reading a JSON request body: media type first, then the bytes with the size limit enforced
-// while they stream in (never buffering past it), then UTF-8 and JSON decoding.
+// Reading a JSON request body: media type first, then the bytes, decompressed if the client says
+// so, with the size limit enforced on the decompressed bytes while they stream in (never buffering
+// past it), then UTF-8 and JSON decoding.
 import type { IncomingMessage } from 'node:http';
+import type { Readable } from 'node:stream';
 import { decodeJson } from '@event-tracker/common/json.ts';
+import { contentEncoding, decoderFor } from './contentEncoding.ts';
 import { BodyTimeout, BodyTooLarge, InvalidEvent, UnsupportedMediaType } from './errors.ts';
 
-/** `application/json`, optionally with `charset=utf-8` (RFC 8259 JSON is UTF-8). */
+/**
+ * `application/json`, or `text/plain` (what `navigator.sendBeacon` sends a string as, and the one
+ * type a browser posts cross-origin without a preflight), each optionally with `charset=utf-8`
+ * (RFC 8259 JSON is UTF-8).
+ */
 export function requireJson(contentType: string | undefined): void {
   const [mediaType = '', ...parameters] = (contentType ?? '').split(';').map((part) => part.trim().toLowerCase());
   const charsetOk = parameters.every((parameter) => !parameter.startsWith('charset=') || /^charset="?utf-8"?$/.test(parameter));
-  if (mediaType !== 'application/json' || !charsetOk) throw new UnsupportedMediaType();
+  if ((mediaType !== 'application/json' && mediaType !== 'text/plain') || !charsetOk) throw new UnsupportedMediaType();
 }
 
 /** Thrown when the client goes away mid-body; nobody is left to answer. */
@@ -20,42 +27,57 @@ export class RequestAborted extends Error {
 }
 
 /**
- * Reads the body, at most `maxBytes`, within `timeoutMs`. The deadline is ours rather than the
- * server's `requestTimeout`: measured on Node 20, Node 26 and Bun, a request whose headers are in
- * but whose body never finishes was not always cut by it. Past the deadline reading stops and the
- * 408 goes out with Connection: close.
+ * Reads the body, at most `maxBytes` once decompressed, within `timeoutMs`. The deadline is ours
+ * rather than the server's `requestTimeout`: measured on Node 20, Node 26 and Bun, a request whose
+ * headers are in but whose body never finishes was not always cut by it. Past the deadline or the
+ * limit reading stops, the decoder is destroyed (so a gzip bomb costs at most `maxBytes` of memory
+ * and the time to inflate that much) and the answer goes out with Connection: close.
  */
 export function readBody(req: IncomingMessage, maxBytes: number, timeoutMs: number): Promise<Buffer> {
+  const encoding = contentEncoding(req.headers['content-encoding']);
   const declared = Number(req.headers['content-length']);
+  // Compressed or not, a body sent with more bytes than the limit cannot decode to fewer.
   if (declared > maxBytes) return Promise.reject(new BodyTooLarge(maxBytes));
   // Its 'close' has already fired, so no listener below would ever hear from it.
   if (req.destroyed) return Promise.reject(new RequestAborted());
 
+  const decoder = encoding === undefined ? undefined : decoderFor(encoding);
+  const source: Readable = decoder === undefined ? req : req.pipe(decoder);
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
-    const deadline = setTimeout(() => {
-      req.pause();
-      stop(new BodyTimeout(timeoutMs));
-    }, timeoutMs);
+    let received = false;
+    const deadline = setTimeout(() => stop(new BodyTimeout(timeoutMs)), timeoutMs);
     const stop = (error?: Error) => {
       clearTimeout(deadline);
-      req.off('data', onData).off('end', onEnd).off('error', onAbort).off('close', onAbort);
-      if (error === undefined) resolve(Buffer.concat(chunks, size));
-      else reject(error);
+      source.off('data', onData).off('end', onEnd).off('error', onCorrupt);
+      req.off('end', onReceived).off('error', onAbort).off('close', onClose);
+      if (error !== undefined) {
+        req.pause();
+        if (decoder !== undefined) {
+          req.unpipe(decoder);
+          decoder.destroy();
+        }
+        reject(error);
+      } else resolve(Buffer.concat(chunks, size));
     };
     const onData = (chunk: Buffer) => {
       size += chunk.length;
       if (size <= maxBytes) chunks.push(chunk);
-      else {
-        // Stop reading: the 413 goes out with Connection: close and the rest is never read.
-        req.pause();
-        stop(new BodyTooLarge(maxBytes));
-      }
+      else stop(new BodyTooLarge(maxBytes));
     };
     const onEnd = () => stop();
+    // The decoder's error: the bytes are not what Content-Encoding says (corrupt, or cut short).
+    const onCorrupt = () => stop(new InvalidEvent(`The body is not valid ${encoding} data.`));
+    const onReceived = () => (received = true);
     const onAbort = () => stop(new RequestAborted());
-    req.on('data', onData).on('end', onEnd).on('error', onAbort).on('close', onAbort);
+    // A request emits 'close' once it is done; only before its 'end' does that mean the client left.
+    const onClose = () => {
+      if (!received) onAbort();
+    };
+    source.on('data', onData).on('end', onEnd);
+    if (decoder !== undefined) decoder.on('error', onCorrupt);
+    req.on('end', onReceived).on('error', onAbort).on('close', onClose);
   });
 }
 

@@ -4,6 +4,8 @@ import { EnvReader, readBrokerSettings } from '@event-tracker/common/env.ts';
 import { parseIpRange } from './clientKey.ts';
 import type { IpRange, TrustProxy } from './clientKey.ts';
 import { MAX_EVENT_BYTES } from '@event-tracker/common/eventContract.ts';
+import { parseCorsPolicy, type CorsPolicy } from './middlewares/cors.ts';
+import { parseWriteKeys, type WriteKeys } from './middlewares/writeKey.ts';
 import type { LevelName } from '@event-tracker/common/logger.ts';
 import type { TopologyOptions } from '@event-tracker/common/topology.ts';
 
@@ -16,6 +18,14 @@ export const DEFAULTS = {
   QUEUE_TYPE: 'quorum',
   QUEUE_DELIVERY_LIMIT: 10,
   MAX_BODY_BYTES: 65_536,
+  MAX_BATCH_BODY_BYTES: 1_048_576,
+  BATCH_MAX_EVENTS: 500,
+  // Segment's documented limits for its tracking API: 32 KB per call, 500 KB per batch.
+  SEGMENT_MAX_CALL_BYTES: 32_768,
+  SEGMENT_MAX_BATCH_BYTES: 512_000,
+  /** Unset: every ingestion route is open. */
+  WRITE_KEYS: '',
+  CORS_ALLOWED_ORIGINS: '*',
   PUBLISH_TIMEOUT_MS: 5_000,
   MAX_UNCONFIRMED: 1_000,
   AMQP_HEARTBEAT_SECONDS: 5,
@@ -24,6 +34,9 @@ export const DEFAULTS = {
   RATE_LIMIT_MAX_KEYS: 1_000_000,
   RATE_LIMIT_SWEEP_INTERVAL_MS: 60_000,
   RATE_LIMIT_IPV6_PREFIX: 56,
+  RATE_LIMIT_STORE: 'memory',
+  RATE_LIMIT_REDIS_PREFIX: 'event-tracker:rl:',
+  RATE_LIMIT_REDIS_TIMEOUT_MS: 50,
   TRUST_PROXY: 0,
   SHUTDOWN_TIMEOUT_MS: 10_000,
   HEADERS_TIMEOUT_MS: 10_000,
@@ -39,6 +52,16 @@ export interface Config {
   readonly port: number;
   readonly topology: TopologyOptions;
   readonly maxBodyBytes: number;
+  /** A batch body, decompressed; at most MAX_EVENT_BYTES, so each of its events is too. */
+  readonly maxBatchBodyBytes: number;
+  readonly batchMaxEvents: number;
+  /** The /v1/* (Segment) routes: a call's body, or one call of a batch, as JSON. */
+  readonly segmentMaxCallBytes: number;
+  /** A /v1/batch body, decompressed. */
+  readonly segmentMaxBatchBytes: number;
+  /** Required on every ingestion route when set; undefined leaves them open. Digests only. */
+  readonly writeKeys: WriteKeys | undefined;
+  readonly cors: CorsPolicy;
   readonly publishTimeoutMs: number;
   readonly maxUnconfirmed: number;
   readonly heartbeatSeconds: number;
@@ -49,6 +72,7 @@ export interface Config {
     readonly sweepIntervalMs: number;
     /** IPv6 clients are limited per network of this many leading bits. */
     readonly ipv6Prefix: number;
+    readonly store: RateLimitStoreConfig;
   };
   /** Whose X-Forwarded-For entries are believed: a hop count (0 ignores the header) or the proxies. */
   readonly trustProxy: TrustProxy;
@@ -64,6 +88,24 @@ export interface Config {
   readonly logLevel: LevelName;
 }
 
+/**
+ * Where the sliding log lives: this process's memory (each replica counts alone), or Redis, shared
+ * by every replica, with the in-process log as the fallback while Redis cannot answer in time.
+ */
+export type RateLimitStoreConfig =
+  | { readonly kind: 'memory' }
+  | {
+      readonly kind: 'redis';
+      /** Credentials included, so no message or log line repeats it. */
+      readonly url: string;
+      /** Put before every client key: one Redis can hold several deployments' limits. */
+      readonly prefix: string;
+      /** A request whose script has not answered within this long is decided by the fallback. */
+      readonly timeoutMs: number;
+    };
+
+const RATE_LIMIT_STORES = ['memory', 'redis'] as const;
+
 export function loadConfig(env: Readonly<Record<string, string | undefined>>): Config {
   const read = new EnvReader(env, DEFAULTS);
   const { rabbitmqUrl, topology, heartbeatSeconds, shutdownTimeoutMs, logLevel } = readBrokerSettings(read);
@@ -74,6 +116,12 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     topology,
     // Bounded so that every event fits a MongoDB document with room to spare (see MAX_EVENT_BYTES).
     maxBodyBytes: read.integer('MAX_BODY_BYTES', 1, MAX_EVENT_BYTES),
+    maxBatchBodyBytes: read.integer('MAX_BATCH_BODY_BYTES', 1, MAX_EVENT_BYTES),
+    batchMaxEvents: read.integer('BATCH_MAX_EVENTS', 1, 10_000),
+    segmentMaxCallBytes: read.integer('SEGMENT_MAX_CALL_BYTES', 1, MAX_EVENT_BYTES),
+    segmentMaxBatchBytes: read.integer('SEGMENT_MAX_BATCH_BYTES', 1, MAX_EVENT_BYTES),
+    writeKeys: readWriteKeys(read),
+    cors: readCors(read),
     publishTimeoutMs: read.integer('PUBLISH_TIMEOUT_MS', 1),
     maxUnconfirmed: read.integer('MAX_UNCONFIRMED', 1),
     heartbeatSeconds,
@@ -83,6 +131,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
       maxKeys: read.integer('RATE_LIMIT_MAX_KEYS', 1),
       sweepIntervalMs: read.integer('RATE_LIMIT_SWEEP_INTERVAL_MS', 1_000),
       ipv6Prefix: read.integer('RATE_LIMIT_IPV6_PREFIX', 1, 128),
+      store: readRateLimitStore(read),
     },
     trustProxy: readTrustProxy(read),
     shutdownTimeoutMs,
@@ -92,6 +141,14 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     requestTimeoutMs: read.integer('REQUEST_TIMEOUT_MS', 100, DEFAULTS.REQUEST_TIMEOUT_MS),
     logLevel,
   };
+  // A batch is refused whole when it cannot fit under the unconfirmed cap: a larger one never could.
+  if (read.valid('BATCH_MAX_EVENTS', 'MAX_UNCONFIRMED') && config.batchMaxEvents > config.maxUnconfirmed) {
+    read.fail('BATCH_MAX_EVENTS', `BATCH_MAX_EVENTS must not exceed MAX_UNCONFIRMED (got ${config.batchMaxEvents} > ${config.maxUnconfirmed})`);
+  }
+  // A batch at its limit must still be able to hold a call at its own.
+  if (read.valid('SEGMENT_MAX_CALL_BYTES', 'SEGMENT_MAX_BATCH_BYTES') && config.segmentMaxCallBytes > config.segmentMaxBatchBytes) {
+    read.fail('SEGMENT_MAX_CALL_BYTES', `SEGMENT_MAX_CALL_BYTES must not exceed SEGMENT_MAX_BATCH_BYTES (got ${config.segmentMaxCallBytes} > ${config.segmentMaxBatchBytes})`);
+  }
   if (read.valid('HEADERS_TIMEOUT_MS', 'REQUEST_TIMEOUT_MS') && config.headersTimeoutMs > config.requestTimeoutMs) {
     read.fail('HEADERS_TIMEOUT_MS', `HEADERS_TIMEOUT_MS must not exceed REQUEST_TIMEOUT_MS (got ${config.headersTimeoutMs} > ${config.requestTimeoutMs})`);
   }
@@ -111,4 +168,44 @@ function readTrustProxy(read: EnvReader): TrustProxy {
     return { kind: 'hops', hops: 0 };
   }
   return { kind: 'list', ranges: Object.freeze(ranges as IpRange[]) };
+}
+
+/** WRITE_KEYS: `name=key,...`; its problems name entries by position and never quote the text. */
+function readWriteKeys(read: EnvReader): WriteKeys | undefined {
+  const text = read.text('WRITE_KEYS');
+  if (text.trim() === '') return undefined;
+  const parsed = parseWriteKeys(text);
+  if ('keys' in parsed) return parsed.keys;
+  for (const problem of parsed.problems) read.fail('WRITE_KEYS', problem);
+  return undefined;
+}
+
+function readCors(read: EnvReader): CorsPolicy {
+  const policy = parseCorsPolicy(read.text('CORS_ALLOWED_ORIGINS'));
+  if (typeof policy !== 'string') return policy;
+  read.fail('CORS_ALLOWED_ORIGINS', policy);
+  return { anyOrigin: true };
+}
+
+/** REDIS_URL is read, and required, only with RATE_LIMIT_STORE=redis. */
+function readRateLimitStore(read: EnvReader): RateLimitStoreConfig {
+  if (read.oneOf('RATE_LIMIT_STORE', RATE_LIMIT_STORES) !== 'redis') return { kind: 'memory' };
+  const url = read.required('REDIS_URL', 'a redis:// or rediss:// URL, since RATE_LIMIT_STORE is redis');
+  if (url !== '' && !isRedisUrl(url)) read.fail('REDIS_URL', 'REDIS_URL must be a redis:// or rediss:// URL');
+  const prefix = read.text('RATE_LIMIT_REDIS_PREFIX');
+  // Printable ASCII, so a key is readable in redis-cli and cannot be split by a newline in a log line.
+  if (!/^[\x21-\x7e]{1,100}$/.test(prefix)) {
+    read.fail('RATE_LIMIT_REDIS_PREFIX', `RATE_LIMIT_REDIS_PREFIX must be 1 to 100 printable ASCII characters without spaces (got "${prefix}")`);
+  }
+  // Past a second a request waits longer for its limit than for its publish confirm, typically.
+  return { kind: 'redis', url, prefix, timeoutMs: read.integer('RATE_LIMIT_REDIS_TIMEOUT_MS', 1, 1_000) };
+}
+
+function isRedisUrl(value: string): boolean {
+  try {
+    const url = new URL(value);
+    return (url.protocol === 'redis:' || url.protocol === 'rediss:') && url.hostname !== '';
+  } catch {
+    return false;
+  }
 }

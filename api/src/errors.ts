@@ -2,7 +2,7 @@
 // `/problems/<code>`), the HTTP status, and any headers the answer needs.
 import type { FieldError } from '@event-tracker/shared';
 
-export type ErrorStatus = 400 | 404 | 405 | 408 | 413 | 415 | 429 | 503;
+export type ErrorStatus = 400 | 401 | 403 | 404 | 405 | 408 | 413 | 415 | 429 | 503;
 
 export class AppError extends Error {
   readonly code: string;
@@ -12,13 +12,15 @@ export class AppError extends Error {
   readonly errors: readonly FieldError[] | undefined;
   /** The event's id, on answers where a retry with it is the way forward. */
   readonly id: string | undefined;
+  /** A batch's ids, in request order, on answers where a retry of the batch with them is the way forward. */
+  readonly ids: readonly string[] | undefined;
 
   constructor(
     code: string,
     status: ErrorStatus,
     title: string,
     detail: string,
-    extra: { headers?: Record<string, string>; errors?: readonly FieldError[]; id?: string; cause?: unknown } = {},
+    extra: { headers?: Record<string, string>; errors?: readonly FieldError[]; id?: string; ids?: readonly string[]; cause?: unknown } = {},
   ) {
     super(detail, { cause: extra.cause });
     this.name = new.target.name;
@@ -28,6 +30,7 @@ export class AppError extends Error {
     this.headers = extra.headers ?? {};
     this.errors = extra.errors;
     this.id = extra.id;
+    this.ids = extra.ids;
   }
 }
 
@@ -60,8 +63,13 @@ export class BodyTimeout extends AppError {
 export class BodyTooLarge extends AppError {
   constructor(maxBytes: number) {
     // The rest of the body is never read, so the connection cannot carry another request.
-    super('body-too-large', 413, 'Content Too Large', `The body must be at most ${maxBytes} bytes.`, { headers: { Connection: 'close' } });
+    super('body-too-large', 413, 'Content Too Large', `The body must be at most ${maxBytes} bytes, once decompressed.`, { headers: { Connection: 'close' } });
   }
+}
+
+/** One call of a Segment batch over the per-call limit: the same problem type, naming the call. */
+export function callTooLarge(call: string, maxBytes: number): AppError {
+  return new AppError('body-too-large', 413, 'Content Too Large', `${call} must be at most ${maxBytes} bytes as JSON; nothing of the batch was accepted.`);
 }
 
 /**
@@ -72,7 +80,37 @@ const UNREAD_BODY = { Connection: 'close' };
 
 export class UnsupportedMediaType extends AppError {
   constructor() {
-    super('unsupported-media-type', 415, 'Unsupported Media Type', 'Send the event with Content-Type: application/json (UTF-8).', { headers: UNREAD_BODY });
+    super('unsupported-media-type', 415, 'Unsupported Media Type', 'Send the event with Content-Type: application/json or text/plain (UTF-8 JSON either way).', {
+      headers: UNREAD_BODY,
+    });
+  }
+}
+
+export class UnsupportedEncoding extends AppError {
+  constructor(supported: readonly string[]) {
+    const accepted = supported.join(', ');
+    super('unsupported-encoding', 415, 'Unsupported Media Type', `Send the body uncompressed or with one Content-Encoding of ${accepted}.`, {
+      headers: { 'Accept-Encoding': accepted, ...UNREAD_BODY },
+    });
+  }
+}
+
+/** The challenge of every 401 (RFC 9110 §11.6.1): Basic, the scheme the Segment and RudderStack clients use. */
+export const WWW_AUTHENTICATE = 'Basic realm="event-tracker"';
+
+/** No write key, or one that is not in WRITE_KEYS. The detail never repeats what was sent. */
+export class Unauthorized extends AppError {
+  constructor(presented: boolean) {
+    const detail = presented
+      ? 'The write key is not one of those this API accepts.'
+      : 'Send a write key: Authorization: Basic with the key as user name, Authorization: Bearer <key>, X-Write-Key: <key>, or ?writeKey=<key>.';
+    super('unauthorized', 401, 'Unauthorized', detail, { headers: { 'WWW-Authenticate': WWW_AUTHENTICATE, ...UNREAD_BODY } });
+  }
+}
+
+export class OriginNotAllowed extends AppError {
+  constructor() {
+    super('origin-not-allowed', 403, 'Forbidden', 'This origin may not send events here (CORS_ALLOWED_ORIGINS).');
   }
 }
 
@@ -92,9 +130,24 @@ const RETRY_AFTER = { 'Retry-After': String(QUEUE_RETRY_AFTER_SECONDS) };
 /** Why a publish failed, for the `api_publish_failures_total` metric. */
 export type PublishFailure = 'not-connected' | 'blocked' | 'over-capacity' | 'no-room' | 'channel-closing' | 'nacked' | 'returned' | 'confirm-timeout' | 'connection-lost';
 
+/**
+ * A batch of which some event failed: the same problem type as that failure, carrying every id of
+ * the batch, since only a retry of the whole batch with those ids is known to store each once.
+ */
+export function batchFailure(failure: QueueUnavailable | PublishOutcomeUnknown, ids: readonly string[]): AppError {
+  const what = failure instanceof PublishOutcomeUnknown ? 'Some events of the batch may or may not have been queued' : 'The batch was not accepted';
+  return new AppError(failure.code, 503, failure.title, `${what}: ${failure.why}. Retry the whole batch with the ids in "ids"; each event is stored once.`, {
+    headers: RETRY_AFTER,
+    ids,
+    cause: failure,
+  });
+}
+
 /** Nothing reached the broker, or it refused the event: it is not stored. */
 export class QueueUnavailable extends AppError {
   readonly reason: PublishFailure;
+  /** What happened, in words, without the advice. */
+  readonly why: string;
   constructor(reason: PublishFailure, detail: string, id: string, cause?: unknown) {
     super('queue-unavailable', 503, 'Service Unavailable', `The event was not accepted: ${detail}. Retry with id ${id}; it is stored once.`, {
       headers: RETRY_AFTER,
@@ -102,12 +155,15 @@ export class QueueUnavailable extends AppError {
       cause,
     });
     this.reason = reason;
+    this.why = detail;
   }
 }
 
 /** The event was sent but never confirmed: the broker may hold it, so only a retry with its id is safe. */
 export class PublishOutcomeUnknown extends AppError {
   readonly reason: PublishFailure;
+  /** What happened, in words, without the advice. */
+  readonly why: string;
   constructor(reason: PublishFailure, detail: string, id: string, cause?: unknown) {
     super(
       'publish-outcome-unknown',
@@ -117,5 +173,6 @@ export class PublishOutcomeUnknown extends AppError {
       { headers: RETRY_AFTER, id, cause },
     );
     this.reason = reason;
+    this.why = detail;
   }
 }

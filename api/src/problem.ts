@@ -15,6 +15,7 @@ export function problemOf(error: AppError): ProblemDetails {
     status: error.status,
     detail: error.message,
     ...(error.id === undefined ? {} : { id: error.id }),
+    ...(error.ids === undefined ? {} : { ids: error.ids }),
     ...(error.errors === undefined ? {} : { errors: error.errors }),
   };
 }

@@ -2,7 +2,7 @@
 // and did not return it as unroutable; every publish ends within `publishTimeoutMs`.
 import type { Message, Options } from 'amqplib';
 import type { QueueMessage, ReceivedAtHeader } from '@event-tracker/shared';
-import { PublishOutcomeUnknown, QueueUnavailable } from './errors.ts';
+import { PublishOutcomeUnknown, QueueUnavailable, batchFailure } from './errors.ts';
 
 export interface Publisher {
   /**
@@ -11,6 +11,11 @@ export interface Publisher {
    * confirmed (the broker may hold it).
    */
   publish(message: QueueMessage, receivedAt: Date): Promise<void>;
+  /**
+   * Publishes every message concurrently and resolves once each is confirmed; one failure fails the
+   * batch (see ConfirmPublisher.publishAll).
+   */
+  publishAll(messages: readonly QueueMessage[], receivedAt: Date): Promise<void>;
   /** True while a channel is open and the broker is not blocking publishers. */
   isReady(): boolean;
   /** Publishes sent (or waiting to be sent) and not yet answered by the broker. */
@@ -153,6 +158,23 @@ export class ConfirmPublisher implements Publisher {
       if (this.#saturated) this.#waitingForDrain.push(send);
       else send();
     });
+  }
+
+  /**
+   * A batch that cannot fit under `maxUnconfirmed` is refused before any of it is sent. Otherwise
+   * each message is published as on its own; if any fails, the batch fails with every id: as of
+   * unknown outcome if any message's is (the broker may hold some), else as not accepted.
+   */
+  async publishAll(messages: readonly QueueMessage[], receivedAt: Date): Promise<void> {
+    const ids = messages.map((message) => message.id);
+    if (this.#inFlight.size + messages.length > this.#options.maxUnconfirmed) {
+      throw batchFailure(new QueueUnavailable('over-capacity', 'too many events are waiting for the broker to take this batch', ids[0]!), ids);
+    }
+    const outcomes = await Promise.allSettled(messages.map((message) => this.publish(message, receivedAt)));
+    const failures = outcomes.flatMap((outcome) => (outcome.status === 'rejected' ? [outcome.reason as unknown] : []));
+    if (failures.length === 0) return;
+    const worst = failures.find((failure) => failure instanceof PublishOutcomeUnknown) ?? failures.find((failure) => failure instanceof QueueUnavailable);
+    throw worst === undefined ? failures[0] : batchFailure(worst as QueueUnavailable | PublishOutcomeUnknown, ids);
   }
 
   #releaseDrainWaiters(channel: PublishChannel): void {

@@ -7,7 +7,7 @@ import { ConfigError, loadConfig } from './config.ts';
 import type { Config } from './config.ts';
 import { systemClock } from '@event-tracker/common/clock.ts';
 import { createLogger } from '@event-tracker/common/logger.ts';
-import { SlidingLogLimiter, startSweeping } from './middlewares/rateLimiter.ts';
+import { startLimiting } from './limiter.ts';
 import { ConfirmPublisher } from './publisher.ts';
 import { shutDown } from './shutdown.ts';
 
@@ -29,9 +29,9 @@ const publisher = new ConfirmPublisher({
   maxUnconfirmed: config.maxUnconfirmed,
 });
 // Windows and durations on the monotonic clock: stepping the wall clock moves no Retry-After.
-const limiter = new SlidingLogLimiter({ ...config.rateLimit, now: systemClock.now });
-const stopSweeping = startSweeping(limiter, config.rateLimit.sweepIntervalMs);
-const server = createApp({ config, publisher, limiter, clock: systemClock, logger, metrics });
+// With RATE_LIMIT_STORE=redis, Redis is connected in the background too, and never waited for.
+const { limiter, healthInfo, stop: stopLimiting } = startLimiting(config.rateLimit, { clock: systemClock, logger, metrics });
+const server = createApp({ config, publisher, limiter, healthInfo, clock: systemClock, logger, metrics });
 // Connects in the background: until the first session opens, readiness is 503 and ingestion
 // answers 503 with Retry-After at once, so clients and probes get an answer during a broker outage.
 const broker = connectBroker({
@@ -47,8 +47,8 @@ async function onSignal(signal: string): Promise<void> {
   if (stopping) return;
   stopping = true;
   logger.info('shutting down', { signal, timeoutMs: config.shutdownTimeoutMs });
-  stopSweeping();
   await shutDown(server, broker, config.shutdownTimeoutMs, logger);
+  stopLimiting();
   logger.info('stopped');
   process.exit(0);
 }

@@ -82,7 +82,7 @@ describe('POST /api/v1/activities', () => {
     assert.equal((await problem(response)).detail, 'The body is not valid UTF-8.');
   });
 
-  for (const contentType of ['text/plain', 'application/x-www-form-urlencoded', 'application/json; charset=latin1', undefined]) {
+  for (const contentType of ['text/csv', 'application/x-www-form-urlencoded', 'application/json; charset=latin1', undefined]) {
     test(`answers 415 for content type ${contentType ?? '(none)'}`, async (t) => {
       const app = await startApp(t);
       const response = await fetch(`${app.url}/api/v1/activities`, {
@@ -100,7 +100,7 @@ describe('POST /api/v1/activities', () => {
     const response = await postJson(`${app.url}/api/v1/activities`, { ...VALID_EVENT, payload: { text: 'x'.repeat(200) } });
     assert.equal(response.status, 413);
     assert.equal(response.headers.get('connection'), 'close');
-    assert.equal((await problem(response)).detail, 'The body must be at most 100 bytes.');
+    assert.equal((await problem(response)).detail, 'The body must be at most 100 bytes, once decompressed.');
   });
 
   test('answers 413 while a chunked body is still streaming in, without waiting for the rest', async (t) => {
@@ -162,7 +162,7 @@ describe('POST /api/v1/activities', () => {
 
   test('answers a bare 500 and logs the error when something unexpected breaks', async (t) => {
     const app = await startApp(t, {
-      publisher: { isReady: () => true, unconfirmed: 0, publish: () => Promise.reject(new TypeError('bug in publisher')) },
+      publisher: { isReady: () => true, unconfirmed: 0, publish: () => Promise.reject(new TypeError('bug in publisher')), publishAll: () => Promise.reject(new TypeError('bug in publisher')) },
     });
     const response = await postJson(`${app.url}/api/v1/activities`, VALID_EVENT);
     assert.equal(response.status, 500);
@@ -224,7 +224,7 @@ describe('routing', () => {
     const app = await startApp(t);
     const get = await fetch(`${app.url}/api/v1/activities`);
     assert.equal(get.status, 405);
-    assert.equal(get.headers.get('allow'), 'POST');
+    assert.equal(get.headers.get('allow'), 'POST, OPTIONS');
     assert.equal((await problem(get)).type, '/problems/method-not-allowed');
     const post = await fetch(`${app.url}/health`, { method: 'POST' });
     assert.equal(post.status, 405);

@@ -66,6 +66,22 @@ describe('API against RabbitMQ', { skip: servicesMissing('RABBITMQ_URL') }, () =
     assert.equal(await channel.get(queue, { noAck: true }), false, 'and nothing else');
   });
 
+  test('a confirmed batch leaves exactly its messages in the queue, one per event, ids in order', async (t) => {
+    const { app, queue, channel } = await startWithBroker(t);
+    const events = Array.from({ length: 25 }, (_, i) => ({ ...VALID_EVENT, payload: { i } }));
+    const response = await postJson(`${app.url}/api/v1/activities/batch`, { batch: events });
+    assert.equal(response.status, 202);
+    const { ids } = (await response.json()) as { ids: string[] };
+    const received = [];
+    for (let message = await channel.get(queue, { noAck: true }); message !== false; message = await channel.get(queue, { noAck: true })) received.push(message);
+    assert.equal(received.length, 25);
+    assert.deepEqual(new Set(received.map((message) => message.properties.messageId)), new Set(ids));
+    for (const message of received) {
+      const body = JSON.parse(message.content.toString()) as { id: string; payload: { i: number } };
+      assert.equal(body.id, ids[body.payload.i], 'each message is the event at its index');
+    }
+  });
+
   test('answers 503, not 202, when the queue was deleted (basic.return), then declares it again', async (t) => {
     const { app, queue, channel } = await startWithBroker(t);
     await channel.deleteQueue(queue);

@@ -23,10 +23,16 @@ describe('loadConfig', () => {
       port: 3000,
       topology: { queueName: 'user_activities', queueType: 'quorum', deliveryLimit: 10 },
       maxBodyBytes: 65_536,
+      maxBatchBodyBytes: 1_048_576,
+      batchMaxEvents: 500,
+      segmentMaxCallBytes: 32_768,
+      segmentMaxBatchBytes: 512_000,
+      writeKeys: undefined,
+      cors: { anyOrigin: true },
       publishTimeoutMs: 5_000,
       maxUnconfirmed: 1_000,
       heartbeatSeconds: 5,
-      rateLimit: { maxRequests: 50, windowMs: 60_000, maxKeys: 1_000_000, sweepIntervalMs: 60_000, ipv6Prefix: 56 },
+      rateLimit: { maxRequests: 50, windowMs: 60_000, maxKeys: 1_000_000, sweepIntervalMs: 60_000, ipv6Prefix: 56, store: { kind: 'memory' } },
       trustProxy: { kind: 'hops', hops: 0 },
       shutdownTimeoutMs: 10_000,
       headersTimeoutMs: 10_000,
@@ -46,6 +52,11 @@ describe('loadConfig', () => {
       QUEUE_TYPE: 'classic',
       QUEUE_DELIVERY_LIMIT: '3',
       MAX_BODY_BYTES: '1024',
+      MAX_BATCH_BODY_BYTES: '4096',
+      BATCH_MAX_EVENTS: '5',
+      CORS_ALLOWED_ORIGINS: 'https://shop.example, http://localhost:8080',
+      KEEP_ALIVE_TIMEOUT_MS: '61000',
+      MAX_CONNECTIONS: '100',
       PUBLISH_TIMEOUT_MS: '250',
       MAX_UNCONFIRMED: '7',
       AMQP_HEARTBEAT_SECONDS: '2',
@@ -68,9 +79,37 @@ describe('loadConfig', () => {
       [1024, 250, 7, 2, 0],
     );
     assert.deepEqual(config.trustProxy, { kind: 'hops', hops: 2 });
-    assert.deepEqual(config.rateLimit, { maxRequests: 5, windowMs: 1000, maxKeys: 9, sweepIntervalMs: 5000, ipv6Prefix: 64 });
+    assert.deepEqual(config.rateLimit, { maxRequests: 5, windowMs: 1000, maxKeys: 9, sweepIntervalMs: 5000, ipv6Prefix: 64, store: { kind: 'memory' } });
     assert.equal(config.logLevel, 'debug');
     assert.deepEqual([config.headersTimeoutMs, config.requestTimeoutMs], [1000, 2000]);
+    assert.deepEqual([config.maxBatchBodyBytes, config.batchMaxEvents, config.keepAliveTimeoutMs, config.maxConnections], [4096, 5, 61000, 100]);
+    assert.deepEqual(config.cors, { anyOrigin: false, origins: new Set(['https://shop.example', 'http://localhost:8080']) });
+  });
+
+  test('refuses a batch limit above MAX_UNCONFIRMED, a batch body above 1 MiB, and CORS origins that are not origins', () => {
+    assert.deepEqual(problemsOf({ ...URL_ONLY, BATCH_MAX_EVENTS: '600', MAX_UNCONFIRMED: '100', MAX_BATCH_BODY_BYTES: '2000000', CORS_ALLOWED_ORIGINS: 'https://ok.example,shop.example,https://x.example/path' }), [
+      'MAX_BATCH_BODY_BYTES must be an integer from 1 to 1048576 (got "2000000")',
+      'CORS_ALLOWED_ORIGINS must be * or a comma-separated list of origins such as https://shop.example (not "shop.example", "https://x.example/path")',
+      'BATCH_MAX_EVENTS must not exceed MAX_UNCONFIRMED (got 600 > 100)',
+    ]);
+  });
+
+  test('reads WRITE_KEYS as names with key digests, keeping no key, and the Segment limits', () => {
+    const config = loadConfig({ ...URL_ONLY, WRITE_KEYS: 'web=wk_live_1, backend=wk_live_2', SEGMENT_MAX_CALL_BYTES: '1000', SEGMENT_MAX_BATCH_BYTES: '5000' });
+    assert.deepEqual(config.writeKeys?.map(({ name }) => name), ['web', 'backend']);
+    assert.equal(JSON.stringify(config).includes('wk_live'), false);
+    assert.deepEqual([config.segmentMaxCallBytes, config.segmentMaxBatchBytes], [1000, 5000]);
+    assert.equal(loadConfig({ ...URL_ONLY, WRITE_KEYS: ' ' }).writeKeys, undefined);
+  });
+
+  test('refuses bad WRITE_KEYS entries without quoting them, Segment limits past 1 MiB, and a call limit above the batch limit', () => {
+    const problems = problemsOf({ ...URL_ONLY, WRITE_KEYS: 'web=wk_live_1,wk_live_2', SEGMENT_MAX_BATCH_BYTES: '2000000' });
+    assert.deepEqual(problems, [
+      'SEGMENT_MAX_BATCH_BYTES must be an integer from 1 to 1048576 (got "2000000")',
+      'WRITE_KEYS entry 2 must be name=key, the name of letters, digits, "_", "." or "-" and the key not empty',
+    ]);
+    assert.ok(problems.every((problem) => !problem.includes('wk_live')));
+    assert.deepEqual(problemsOf({ ...URL_ONLY, SEGMENT_MAX_CALL_BYTES: '600000' }), ['SEGMENT_MAX_CALL_BYTES must not exceed SEGMENT_MAX_BATCH_BYTES (got 600000 > 512000)']);
   });
 
   test('caps the slow-client timeouts at 10 s for headers and 30 s for the whole request', () => {
@@ -111,6 +150,38 @@ describe('loadConfig', () => {
     for (const value of ['0', '129', '48.5', '/56']) {
       assert.deepEqual(problemsOf({ ...URL_ONLY, RATE_LIMIT_IPV6_PREFIX: value }), [`RATE_LIMIT_IPV6_PREFIX must be an integer from 1 to 128 (got "${value}")`]);
     }
+  });
+
+  test('RATE_LIMIT_STORE=redis reads REDIS_URL, the key prefix and the timeout, with their defaults', () => {
+    const url = 'rediss://limiter:s3cret@redis.internal:6380/2';
+    assert.deepEqual(loadConfig({ ...URL_ONLY, RATE_LIMIT_STORE: 'redis', REDIS_URL: url }).rateLimit.store, {
+      kind: 'redis',
+      url,
+      prefix: 'event-tracker:rl:',
+      timeoutMs: 50,
+    });
+    assert.deepEqual(loadConfig({ ...URL_ONLY, RATE_LIMIT_STORE: 'redis', REDIS_URL: url, RATE_LIMIT_REDIS_PREFIX: 'shop:rl:', RATE_LIMIT_REDIS_TIMEOUT_MS: '20' }).rateLimit.store, {
+      kind: 'redis',
+      url,
+      prefix: 'shop:rl:',
+      timeoutMs: 20,
+    });
+  });
+
+  test('RATE_LIMIT_STORE=redis needs a redis:// or rediss:// REDIS_URL, named without repeating it, and a sane prefix and timeout', () => {
+    assert.deepEqual(problemsOf({ ...URL_ONLY, RATE_LIMIT_STORE: 'redis' }), ['REDIS_URL is required (a redis:// or rediss:// URL, since RATE_LIMIT_STORE is redis)']);
+    const problems = problemsOf({ ...URL_ONLY, RATE_LIMIT_STORE: 'redis', REDIS_URL: 'http://user:hunter2@redis', RATE_LIMIT_REDIS_PREFIX: 'two words', RATE_LIMIT_REDIS_TIMEOUT_MS: '0' });
+    assert.deepEqual(problems, [
+      'REDIS_URL must be a redis:// or rediss:// URL',
+      'RATE_LIMIT_REDIS_PREFIX must be 1 to 100 printable ASCII characters without spaces (got "two words")',
+      'RATE_LIMIT_REDIS_TIMEOUT_MS must be an integer from 1 to 1000 (got "0")',
+    ]);
+    assert.ok(problems.every((problem) => !problem.includes('hunter2')));
+    assert.deepEqual(problemsOf({ ...URL_ONLY, RATE_LIMIT_STORE: 'memcached' }), ['RATE_LIMIT_STORE must be one of memory, redis (got "memcached")']);
+  });
+
+  test('with the memory store, REDIS_URL and the other Redis settings are not read', () => {
+    assert.deepEqual(loadConfig({ ...URL_ONLY, REDIS_URL: 'not a url', RATE_LIMIT_REDIS_TIMEOUT_MS: 'soon' }).rateLimit.store, { kind: 'memory' });
   });
 
   test('treats an empty value as unset', () => {

@@ -9,10 +9,11 @@ import type { Publisher, PublishChannel } from '../src/publisher.ts';
 import { createApiMetrics } from '../src/apiMetrics.ts';
 import type { ApiMetrics } from '../src/apiMetrics.ts';
 import { createApp } from '../src/app.ts';
-import { loadConfig } from '../src/config.ts';
+import { DEFAULTS, loadConfig } from '../src/config.ts';
 import { createLogger } from '@event-tracker/common/logger.ts';
 import { SlidingLogLimiter } from '../src/middlewares/rateLimiter.ts';
-import { PublishOutcomeUnknown, QueueUnavailable, type AppError } from '../src/errors.ts';
+import { RedisLimiter, type SharedStore } from '../src/middlewares/redisLimiter.ts';
+import { PublishOutcomeUnknown, QueueUnavailable, batchFailure } from '../src/errors.ts';
 
 export type LogLine = Readonly<Record<string, unknown>> & { readonly level: number; readonly msg: string };
 
@@ -37,13 +38,16 @@ export class FakePublisher implements Publisher {
   readonly published: Array<{ readonly message: QueueMessage; readonly receivedAt: Date }> = [];
   ready = true;
   readonly unconfirmed = 0;
-  #failure: ((id: string) => AppError) | undefined;
+  #failure: ((id: string) => QueueUnavailable | PublishOutcomeUnknown) | undefined;
+  /** Publishes after this many more succeed fail (with #failure), as a broker that fills up would. */
+  #failAfter = Infinity;
 
   /**
    * Every later publish fails until failWith(undefined): `refused` as when nothing reached the
    * broker or it nacked or returned the event, `unknown` as when no confirm came.
    */
-  failWith(kind: 'refused' | 'unknown' | undefined, reason = 'the broker refused the event'): void {
+  failWith(kind: 'refused' | 'unknown' | undefined, reason = 'the broker refused the event', afterSuccesses = 0): void {
+    this.#failAfter = kind === undefined ? Infinity : afterSuccesses;
     if (kind === undefined) this.#failure = undefined;
     else this.#failure = (id) => (kind === 'refused' ? new QueueUnavailable('nacked', reason, id) : new PublishOutcomeUnknown('confirm-timeout', reason, id));
   }
@@ -54,8 +58,15 @@ export class FakePublisher implements Publisher {
 
   async publish(message: QueueMessage, receivedAt: Date): Promise<void> {
     if (!this.ready) throw new QueueUnavailable('not-connected', 'the broker connection is down', message.id);
-    if (this.#failure !== undefined) throw this.#failure(message.id);
+    if (this.#failure !== undefined && this.#failAfter-- <= 0) throw this.#failure(message.id);
     this.published.push({ message, receivedAt });
+  }
+
+  /** As ConfirmPublisher.publishAll: each message on its own; any failure fails the batch with every id. */
+  async publishAll(messages: readonly QueueMessage[], receivedAt: Date): Promise<void> {
+    const outcomes = await Promise.allSettled(messages.map((message) => this.publish(message, receivedAt)));
+    const failed = outcomes.find((outcome) => outcome.status === 'rejected');
+    if (failed !== undefined) throw batchFailure(failed.reason as QueueUnavailable, messages.map((message) => message.id));
   }
 }
 
@@ -113,10 +124,14 @@ export interface TestApp<P extends Publisher> {
   readonly metrics: ApiMetrics;
 }
 
-/** Builds the app (with a FakePublisher unless given one), listens on 127.0.0.1:0, closes after the test. */
+/**
+ * Builds the app (with a FakePublisher unless given one), listens on 127.0.0.1:0, closes after the test.
+ * With `sharedStore` (a stand-in for Redis) the rate limit is shared through it as with
+ * RATE_LIMIT_STORE=redis, and `limiter` is its in-process fallback.
+ */
 export async function startApp<P extends Publisher = FakePublisher>(
   t: TestContext,
-  options: { readonly env?: Record<string, string>; readonly publisher?: P } = {},
+  options: { readonly env?: Record<string, string>; readonly publisher?: P; readonly sharedStore?: SharedStore } = {},
 ): Promise<TestApp<P>> {
   const config = loadConfig({ RABBITMQ_URL: 'amqp://broker.invalid', ...options.env });
   const publisher = options.publisher ?? (new FakePublisher() as Publisher as P);
@@ -142,7 +157,10 @@ export async function startApp<P extends Publisher = FakePublisher>(
   const logger = createLogger({}, { level: 'debug', write, now: clock.wall });
   const limiter = new SlidingLogLimiter({ ...config.rateLimit, now: clock.now });
   const metrics = createApiMetrics();
-  const server = createApp({ config, publisher, limiter, clock, logger, metrics });
+  const { sharedStore } = options;
+  const shared = sharedStore && new RedisLimiter({ store: sharedStore, fallback: limiter, timeoutMs: DEFAULTS.RATE_LIMIT_REDIS_TIMEOUT_MS, clock, logger, metrics });
+  const healthInfo = shared && { redis: () => shared.storeUp };
+  const server = createApp({ config, publisher, limiter: shared ?? limiter, healthInfo, clock, logger, metrics });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   t.after(() => {
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));

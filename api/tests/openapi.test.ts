@@ -10,8 +10,10 @@ import { readFileSync } from 'node:fs';
 import { request, type IncomingMessage } from 'node:http';
 import { systemClock } from '@event-tracker/common/clock.ts';
 import { createApiMetrics } from '../src/apiMetrics.ts';
-import { activityRoutes } from '../src/routes/activityRoutes.ts';
+import { activityRoutes, allowedMethods } from '../src/routes/activityRoutes.ts';
+import { CALL_TYPES } from '../src/segment.ts';
 import { FakePublisher, postJson, startApp, VALID_EVENT } from './helpers.ts';
+import { FakeSharedStore } from './fakeSharedStore.ts';
 import type { TestApp } from './helpers.ts';
 
 interface Schema {
@@ -114,7 +116,7 @@ function violations(value: unknown, schema: Schema, at: string): string[] {
 }
 
 /** Headers whose presence means something; any of them on an answer must be documented there. */
-const MEANINGFUL_HEADERS = ['ratelimit-limit', 'ratelimit-remaining', 'ratelimit-reset', 'ratelimit-policy', 'retry-after', 'allow'];
+const MEANINGFUL_HEADERS = ['ratelimit-limit', 'ratelimit-remaining', 'ratelimit-reset', 'ratelimit-policy', 'retry-after', 'allow', 'www-authenticate'];
 
 /** Asserts that `response` is what `documented` says: media type, headers, body schema. */
 async function assertMatches(response: Response, documented: ResponseDoc, label: string): Promise<void> {
@@ -134,9 +136,13 @@ async function assertMatches(response: Response, documented: ResponseDoc, label:
     if (response.headers.has(name)) assert.ok(headers.has(name), `${label}: header ${name} is sent but not documented`);
   }
 
+  if (spec.content === undefined) {
+    assert.equal(await response.text(), '', `${label}: documented without a body, yet it has one`);
+    return;
+  }
   const contentType = response.headers.get('content-type') ?? '';
   const mediaType = contentType.split(';')[0]!.trim().toLowerCase();
-  const content = spec.content?.[mediaType];
+  const content = spec.content[mediaType];
   assert.ok(content !== undefined, `${label}: content type ${contentType} is not documented (${Object.keys(spec.content ?? {}).join(', ')})`);
   const text = await response.text();
   const body: unknown = mediaType.endsWith('json') ? JSON.parse(text) : text;
@@ -150,14 +156,70 @@ function send(app: TestApp<FakePublisher>, method: string, path: string, body?: 
 }
 
 /** A valid and an invalid body for each ingestion path, in the contract it accepts. */
-const CONTRACTS: Readonly<Record<string, { readonly valid: Record<string, unknown>; readonly invalid: Record<string, unknown>; readonly payloadField: string }>> = {
-  '/api/v1/activities': { valid: { ...VALID_EVENT }, invalid: { ...VALID_EVENT, userId: '', extra: 1 }, payloadField: 'payload' },
+interface Contract {
+  readonly valid: Record<string, unknown>;
+  /** The status of an accepted request: 202, or Segment's 200 on /v1/*. */
+  readonly success: 200 | 202;
+  readonly invalid: Record<string, unknown>;
+  /** A valid body over 100 bytes, and the variables whose limit it breaks. */
+  readonly large: Record<string, unknown>;
+  readonly limit: Readonly<Record<string, string>>;
+  /** Headers that make the valid body 415. */
+  readonly unsupported: Readonly<Record<string, string>>;
+}
+const SEGMENT_CALL = { userId: 'u1', event: 'Order Completed', properties: { total: 10 }, messageId: 'm-1', timestamp: '2023-10-27T10:00:00.000Z' };
+const CONTRACTS: Readonly<Record<string, Contract>> = {
+  '/api/v1/activities': {
+    valid: { ...VALID_EVENT },
+    success: 202,
+    invalid: { ...VALID_EVENT, userId: '', extra: 1 },
+    large: { ...VALID_EVENT, payload: { text: 'x'.repeat(200) } },
+    limit: { MAX_BODY_BYTES: '100' },
+    unsupported: { 'content-type': 'text/csv' },
+  },
+  '/api/v1/activities/batch': {
+    valid: { batch: [{ ...VALID_EVENT }, { ...VALID_EVENT }] },
+    success: 202,
+    invalid: { batch: [{ ...VALID_EVENT }, { ...VALID_EVENT, timestamp: 'today' }] },
+    large: { batch: [{ ...VALID_EVENT, payload: { text: 'x'.repeat(200) } }] },
+    limit: { MAX_BATCH_BODY_BYTES: '100' },
+    unsupported: { 'content-type': 'text/csv' },
+  },
   '/api/v1/events/track': {
     valid: { user_id: 42, event_type: 'login', timestamp: '2023-10-27T10:00:00+02:00', metadata: { plan: 'pro' } },
+    success: 202,
     invalid: { user_id: 1.5, event_type: 'login', timestamp: '2023-10-27T10:00:00', id: 'x' },
-    payloadField: 'metadata',
+    large: { user_id: 42, event_type: 'login', timestamp: '2023-10-27T10:00:00+02:00', metadata: { text: 'x'.repeat(200) } },
+    limit: { MAX_BODY_BYTES: '100' },
+    unsupported: { 'content-type': 'text/csv' },
   },
+  // The Segment routes read JSON whatever the Content-Type: only an unknown coding is 415.
+  '/v1/batch': {
+    valid: { batch: [{ type: 'track', ...SEGMENT_CALL }, { type: 'page', anonymousId: 'a1', name: 'Home' }], writeKey: 'k', sentAt: '2023-10-27T10:00:01.000Z' },
+    success: 200,
+    invalid: { batch: [{ type: 'track', ...SEGMENT_CALL, properties: { 'a.b': 1 } }, { type: 'identify' }] },
+    large: { batch: [{ type: 'track', ...SEGMENT_CALL, properties: { text: 'x'.repeat(200) } }] },
+    limit: { SEGMENT_MAX_CALL_BYTES: '100', SEGMENT_MAX_BATCH_BYTES: '100' },
+    unsupported: { 'content-encoding': 'compress' },
+  },
+  ...Object.fromEntries(
+    CALL_TYPES.map((type) => [
+      `/v1/${type}`,
+      {
+        valid: { ...SEGMENT_CALL },
+        success: 200,
+        invalid: { ...SEGMENT_CALL, userId: undefined, event: '' },
+        large: { ...SEGMENT_CALL, properties: { text: 'x'.repeat(200) } },
+        limit: { SEGMENT_MAX_CALL_BYTES: '100' },
+        unsupported: { 'content-encoding': 'compress' },
+      } satisfies Contract,
+    ]),
+  ),
 };
+
+/** A policy that allows one origin, and an origin it refuses. */
+const ONLY_SHOP = { CORS_ALLOWED_ORIGINS: 'https://shop.example' };
+const STRANGER = 'https://elsewhere.example';
 
 type Scenario = (t: TestContext) => Promise<Response>;
 
@@ -175,21 +237,29 @@ async function stalledPost(url: string): Promise<Response> {
 /** One request per documented (operation, status) that makes the API answer with that status. */
 function scenarios(): Map<string, Scenario> {
   const found = new Map<string, Scenario>();
-  for (const [path, { valid, invalid, payloadField }] of Object.entries(CONTRACTS)) {
+  for (const [path, { valid, success, invalid, large, limit, unsupported }] of Object.entries(CONTRACTS)) {
     const post = async (t: TestContext, body: unknown, options: { env?: Record<string, string>; headers?: Record<string, string>; broken?: boolean } = {}) => {
       const app = await startApp(t, options.env === undefined ? {} : { env: options.env });
       if (options.broken === true) app.publisher.ready = false;
       return postJson(`${app.url}${path}`, body, options.headers);
     };
-    found.set(`POST ${path} 202`, (t) => post(t, valid));
+    found.set(`POST ${path} ${success}`, (t) => post(t, valid));
     found.set(`POST ${path} 400`, (t) => post(t, invalid));
+    found.set(`POST ${path} 401`, (t) => post(t, valid, { env: { WRITE_KEYS: 'web=wk_openapi' }, headers: { authorization: 'Bearer wk_wrong' } }));
     found.set(`POST ${path} 408`, async (t) => stalledPost(`${(await startApp(t, { env: { HEADERS_TIMEOUT_MS: '100', REQUEST_TIMEOUT_MS: '200' } })).url}${path}`));
-    found.set(`POST ${path} 413`, (t) => post(t, { ...valid, [payloadField]: { text: 'x'.repeat(200) } }, { env: { MAX_BODY_BYTES: '100' } }));
-    found.set(`POST ${path} 415`, (t) => post(t, valid, { headers: { 'content-type': 'text/plain' } }));
+    found.set(`POST ${path} 413`, (t) => post(t, large, { env: limit }));
+    found.set(`POST ${path} 403`, (t) => post(t, valid, { env: ONLY_SHOP, headers: { origin: STRANGER } }));
+    const preflight = async (t: TestContext, origin: string) => {
+      const app = await startApp(t, { env: ONLY_SHOP });
+      return fetch(`${app.url}${path}`, { method: 'OPTIONS', headers: { origin, 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type' } });
+    };
+    found.set(`OPTIONS ${path} 204`, (t) => preflight(t, 'https://shop.example'));
+    found.set(`OPTIONS ${path} 403`, (t) => preflight(t, STRANGER));
+    found.set(`POST ${path} 415`, (t) => post(t, valid, { headers: unsupported }));
     found.set(`POST ${path} 503`, (t) => post(t, valid, { broken: true }));
     found.set(`POST ${path} 429`, async (t) => {
       const app = await startApp(t, { env: { RATE_LIMIT_MAX_REQUESTS: '1' } });
-      assert.equal((await postJson(`${app.url}${path}`, valid)).status, 202);
+      assert.equal((await postJson(`${app.url}${path}`, valid)).status, success);
       return postJson(`${app.url}${path}`, valid);
     });
   }
@@ -267,12 +337,16 @@ describe('openapi.json: requests that match no operation', () => {
     const routes = activityRoutes({
       publisher: new FakePublisher(),
       maxBodyBytes: 1,
+      maxBatchBodyBytes: 1,
+      batchMaxEvents: 1,
+      segmentMaxCallBytes: 1,
+      segmentMaxBatchBytes: 1,
       bodyTimeoutMs: 1_000,
       clock: systemClock,
       metrics,
       registry: metrics.registry,
     });
-    const fromRoutes = [...routes].flatMap(([path, methods]) => [...methods.keys()].map((method) => `${method} ${path}`)).sort();
+    const fromRoutes = [...routes].flatMap(([path, route]) => allowedMethods(route).map((method) => `${method} ${path}`)).sort();
     const fromDocument = Object.entries(doc.paths).flatMap(([path, operations]) => Object.keys(operations).map((method) => `${method.toUpperCase()} ${path}`)).sort();
     assert.deepEqual(fromDocument, fromRoutes);
   });
@@ -324,4 +398,19 @@ describe('GET /openapi.json', () => {
     }
     assert.match(doc.openapi, /^3\.1\.\d+$/);
   });
+});
+
+describe('readiness with the shared rate limit (RATE_LIMIT_STORE=redis)', () => {
+  for (const [state, mode] of [['down', 'unreachable'], ['up', 'answer']] as const) {
+    test(`GET /health/ready with Redis ${state} answers 200 as documented, Redis under info`, async (t) => {
+      const store = new FakeSharedStore({ maxRequests: 50, windowMs: 60_000 }, systemClock.now);
+      store.mode = mode;
+      const app = await startApp(t, { sharedStore: store });
+      await postJson(`${app.url}/api/v1/activities`, VALID_EVENT);
+      const answer = await fetch(`${app.url}/health/ready`);
+      assert.equal(answer.status, 200);
+      assert.deepEqual(((await answer.clone().json()) as { info?: unknown }).info, { redis: state });
+      await assertMatches(answer, doc.paths['/health/ready']!.get!.responses['200']!, `GET /health/ready, Redis ${state}`);
+    });
+  }
 });

@@ -1,7 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { QueueMessage } from '@event-tracker/shared';
-import { PublishOutcomeUnknown, QueueUnavailable } from '../src/errors.ts';
+import { AppError, PublishOutcomeUnknown, QueueUnavailable } from '../src/errors.ts';
 import { ConfirmPublisher } from '../src/publisher.ts';
 import { FakeChannel } from './helpers.ts';
 
@@ -190,5 +190,47 @@ describe('ConfirmPublisher', () => {
     assert.equal(publisher.isReady(), true);
     channel.emit('close');
     assert.equal(publisher.isReady(), true, 'a late close of the old channel does not detach the new one');
+  });
+});
+
+describe('ConfirmPublisher.publishAll', () => {
+  const batch = (count: number): QueueMessage[] => Array.from({ length: count }, (_, i) => ({ ...MESSAGE, id: `a5c4c3d2-0000-4000-8000-00000000000${i}` }));
+
+  test('resolves once every message of the batch is confirmed, each sent as its own message', async () => {
+    const { publisher, channel } = attached();
+    const published = publisher.publishAll(batch(3), RECEIVED_AT);
+    assert.equal(channel.sent.length, 3, 'all three in flight at once');
+    channel.ack(2);
+    channel.ack(0);
+    channel.ack(1);
+    await published;
+  });
+
+  test('refuses a batch that cannot fit under maxUnconfirmed before sending any of it', async () => {
+    const { publisher, channel } = attached({ maxUnconfirmed: 4 });
+    void publisher.publish(MESSAGE, RECEIVED_AT).catch(() => {});
+    await assert.rejects(publisher.publishAll(batch(4), RECEIVED_AT), (error: unknown) => {
+      assert.ok(error instanceof AppError && error.code === 'queue-unavailable');
+      assert.deepEqual(error.ids, batch(4).map((message) => message.id));
+      return true;
+    });
+    assert.equal(channel.sent.length, 1, 'only the earlier single publish was sent');
+  });
+
+  test('fails the batch with every id, as not accepted when the broker refused part of it', async () => {
+    const { publisher, channel } = attached();
+    const published = publisher.publishAll(batch(3), RECEIVED_AT);
+    channel.ack(0);
+    channel.nack(1);
+    channel.ack(2);
+    await assert.rejects(published, (error: unknown) => error instanceof AppError && error.code === 'queue-unavailable' && error.ids?.length === 3);
+  });
+
+  test('fails the batch as of unknown outcome when any confirm was lost with the channel', async () => {
+    const { publisher, channel } = attached();
+    const published = publisher.publishAll(batch(3), RECEIVED_AT);
+    channel.nack(0);
+    channel.close();
+    await assert.rejects(published, (error: unknown) => error instanceof AppError && error.code === 'publish-outcome-unknown' && error.ids?.length === 3);
   });
 });

@@ -1,8 +1,10 @@
+// The in-process store: the contract every store keeps (limiterContract.ts), then what only it has.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { SlidingLogLimiter, SWEEP_CHUNK_KEYS, rateLimitHeaders, retryAfterSeconds, startSweeping } from '../src/middlewares/rateLimiter.ts';
+import { SlidingLogLimiter, SWEEP_CHUNK_KEYS, startSweeping } from '../src/middlewares/rateLimiter.ts';
 import { createApiMetrics } from '../src/apiMetrics.ts';
 import { VALID_EVENT, fakeClock, postJson, startApp } from './helpers.ts';
+import { limiterContract } from './limiterContract.ts';
 
 function limiter(options: { maxRequests?: number; windowMs?: number; maxKeys?: number; shards?: number } = {}) {
   const clock = fakeClock();
@@ -10,96 +12,12 @@ function limiter(options: { maxRequests?: number; windowMs?: number; maxKeys?: n
   return { limiter: instance, clock };
 }
 
-function hitTimes(instance: SlidingLogLimiter, key: string, times: number): boolean[] {
-  return Array.from({ length: times }, () => instance.hit(key).allowed);
-}
+limiterContract('in-process', async (_t, policy) => {
+  const clock = fakeClock();
+  return { limiter: new SlidingLogLimiter({ ...policy, maxKeys: 1_000, now: clock.now }), clock };
+});
 
-describe('SlidingLogLimiter', () => {
-  test('allows 50 requests in the window and refuses the 51st', () => {
-    const { limiter: instance } = limiter();
-    const results = hitTimes(instance, 'a', 51);
-    assert.equal(results.filter(Boolean).length, 50);
-    assert.equal(results[50], false);
-  });
-
-  test('counts remaining requests down to zero', () => {
-    const { limiter: instance } = limiter({ maxRequests: 3 });
-    assert.deepEqual(
-      [1, 2, 3, 4].map(() => instance.hit('a').remaining),
-      [2, 1, 0, 0],
-    );
-  });
-
-  test('keeps clients apart', () => {
-    const { limiter: instance } = limiter({ maxRequests: 1 });
-    assert.equal(instance.hit('a').allowed, true);
-    assert.equal(instance.hit('b').allowed, true);
-    assert.equal(instance.hit('a').allowed, false);
-  });
-
-  test('a request still counts 1 ms before the window has passed and is gone exactly at its end', () => {
-    const { limiter: instance, clock } = limiter({ maxRequests: 1, windowMs: 1_000 });
-    instance.hit('a');
-    clock.advance(999);
-    assert.equal(instance.hit('a').allowed, false);
-    clock.advance(1);
-    assert.equal(instance.hit('a').allowed, true);
-  });
-
-  test('slides: old requests leave one by one instead of the whole window resetting', () => {
-    const { limiter: instance, clock } = limiter({ maxRequests: 2, windowMs: 1_000 });
-    instance.hit('a');
-    clock.advance(600);
-    instance.hit('a');
-    clock.advance(400);
-    assert.equal(instance.hit('a').allowed, true, 'the first request has left');
-    assert.equal(instance.hit('a').allowed, false, 'the second one is still inside');
-  });
-
-  test('does not log refused requests, so a client that keeps retrying is let back in on time', () => {
-    const { limiter: instance, clock } = limiter({ maxRequests: 1, windowMs: 1_000 });
-    instance.hit('a');
-    for (let i = 0; i < 9; i++) {
-      clock.advance(100);
-      assert.equal(instance.hit('a').allowed, false);
-    }
-    clock.advance(100);
-    assert.equal(instance.hit('a').allowed, true);
-  });
-
-  test('Retry-After is whole seconds until the oldest request leaves, and a retry after exactly that succeeds', () => {
-    const { limiter: instance, clock } = limiter({ maxRequests: 2, windowMs: 60_000 });
-    instance.hit('a');
-    clock.advance(10_500);
-    instance.hit('a');
-    clock.advance(1_000);
-    const refused = instance.hit('a');
-    assert.equal(refused.allowed, false);
-    assert.equal(refused.resetMs, 48_500);
-    assert.equal(retryAfterSeconds(refused), 49);
-    clock.advance(refused.resetMs - 1);
-    assert.equal(instance.hit('a').allowed, false, 'one millisecond before the oldest request leaves');
-    clock.advance(retryAfterSeconds(refused) * 1000 - (refused.resetMs - 1));
-    assert.equal(instance.hit('a').allowed, true, 'exactly Retry-After seconds after the refusal');
-  });
-
-  test('Retry-After is at least 1 s even when the slot frees within the same second', () => {
-    const { limiter: instance, clock } = limiter({ maxRequests: 1, windowMs: 1_000 });
-    instance.hit('a');
-    clock.advance(999);
-    const refused = instance.hit('a');
-    assert.equal(refused.resetMs, 1);
-    assert.equal(retryAfterSeconds(refused), 1);
-  });
-
-  test('grows a client log to the limit and keeps it correct across wrap-around', () => {
-    const { limiter: instance, clock } = limiter({ maxRequests: 5, windowMs: 1_000 });
-    for (let round = 0; round < 4; round++) {
-      assert.deepEqual(hitTimes(instance, 'a', 6), [true, true, true, true, true, false]);
-      clock.advance(1_000);
-    }
-  });
-
+describe('SlidingLogLimiter: what only the in-process store has (eviction, sweeping)', () => {
   test('evicts the least recently used client when maxKeys is reached (one shard: exact LRU)', () => {
     const { limiter: instance } = limiter({ maxRequests: 1, maxKeys: 2, shards: 1 });
     instance.hit('a');
@@ -223,18 +141,6 @@ describe('startSweeping', () => {
     assert.equal(instance.size, 500, 'the second chunk ran one turn later');
     await nextTurn();
     assert.equal(instance.size, 0);
-  });
-});
-
-describe('rateLimitHeaders', () => {
-  test('states limit, remaining, reset in whole seconds and the policy', () => {
-    const { limiter: instance } = limiter();
-    assert.deepEqual(rateLimitHeaders(instance.hit('a')), {
-      'RateLimit-Limit': '50',
-      'RateLimit-Remaining': '49',
-      'RateLimit-Reset': '60',
-      'RateLimit-Policy': '50;w=60',
-    });
   });
 });
 

@@ -23,6 +23,10 @@ class HeldPublisher implements Publisher {
     return this.#confirmed;
   }
 
+  publishAll(): Promise<void> {
+    return Promise.reject(new Error('no batches in these tests'));
+  }
+
   confirm(): void {
     this.#onConfirm();
   }

@@ -36,6 +36,15 @@ describe('parseDelivery accepts', () => {
     });
   });
 
+  test('the source (a write key name) carried through to the document, and left out when the message has none', () => {
+    const result = parseDelivery(message(event('e-1', { source: 'web-shop' }), { messageId: 'e-1' }));
+    assert.ok(result.verdict === 'activity');
+    assert.equal(result.activity.source, 'web-shop');
+    const without = parseDelivery(message(event('e-1'), { messageId: 'e-1' }));
+    assert.ok(without.verdict === 'activity');
+    assert.equal('source' in without.activity, false);
+  });
+
   test('a message without receivedAt, or with an unreadable one, leaving the field out', () => {
     for (const headers of [undefined, {}, { receivedAt: 'yesterday' }, { receivedAt: 42 }]) {
       const result = parseDelivery(message(event('e-1'), { messageId: 'e-1', headers }));
@@ -92,6 +101,8 @@ describe('parseDelivery rejects, saying why', () => {
     ['a string payload', event('e-1', { payload: 'x' }), 'contract', 'payload must be a JSON object, not a string'],
     ['a null payload', event('e-1', { payload: null }), 'contract', 'payload must be a JSON object, not null'],
     ['a numeric id in the body', event('e-1', { id: 7 }), 'contract', 'id must be a string'],
+    ['a numeric source', event('e-1', { source: 7 }), 'contract', 'source must be a string, not a number'],
+    ['a blank source', event('e-1', { source: ' ' }), 'contract', 'source must not be blank'],
     ['an id in the body that differs from messageId', event('e-2'), 'contract', 'messageId does not match the id in the body'],
     ['an empty messageId', event('e-1'), 'contract', 'messageId must be a string', { messageId: '' }],
     ['a messageId with control characters', event('e-1'), 'contract', 'messageId must be a string', { messageId: 'e-1\n' }],

@@ -19,6 +19,9 @@ interface Service {
   readonly network_mode?: string;
   readonly environment?: Readonly<Record<string, string | number>>;
   readonly volumes?: ReadonlyArray<string | { readonly source?: string; readonly target: string }>;
+  readonly profiles?: readonly string[];
+  readonly networks?: readonly string[] | Readonly<Record<string, { readonly ipv4_address?: string } | null>>;
+  readonly command?: readonly string[];
 }
 
 const PYTHON = '/usr/bin/python3';
@@ -146,8 +149,8 @@ describe('docker-compose.yml images', { skip }, () => {
 });
 
 describe('docker-compose.yml ports', { skip }, () => {
-  test('finds the broker and the database among the services', () => {
-    assert.deepEqual(dataServices.map(([, service]) => repository(service.image!)).sort(), ['mongo', 'rabbitmq']);
+  test('finds the broker, the database and the rate limit\'s Redis among the services', () => {
+    assert.deepEqual(dataServices.map(([, service]) => repository(service.image!)).sort(), ['mongo', 'rabbitmq', 'redis']);
   });
 
   test('the broker and the database publish their ports on loopback only', () => {
@@ -243,5 +246,62 @@ describe('the MongoDB user of the consumer', { skip }, () => {
       roles: [{ role: 'readWrite', db: 'elsewhere' }],
     });
     assert.throws(() => runInitScript(initScripts[0]!, {}), /MONGO_DATABASE, MONGO_APP_USER, MONGO_APP_PASSWORD unset/);
+  });
+});
+
+/** The addresses an IPv4 CIDR covers, as [first, last] numbers. */
+function ipv4Range(cidr: string): [number, number] {
+  const [address, bits] = cidr.split('/');
+  const value = address!.split('.').reduce((sum, octet) => sum * 256 + Number(octet), 0);
+  const size = 2 ** (32 - Number(bits));
+  return [value - (value % size), value - (value % size) + size - 1];
+}
+
+describe('docker-compose.yml scale profile: replicas behind one proxy, one rate limit in Redis', { skip }, () => {
+  const replica = services['api-replica'];
+  const proxy = services.proxy;
+  const redis = services.redis;
+  const rawCompose = raw as unknown as { networks?: Record<string, { ipam?: { config?: Array<{ subnet?: string }> } }> };
+  const nginx = readFileSync(join(root, 'deploy/proxy/nginx.conf'), 'utf8').replace(/#.*$/gm, '');
+
+  test('the proxy, the replicas and Redis start only with --profile scale', () => {
+    for (const [name, service] of [['api-replica', replica], ['proxy', proxy], ['redis', redis]] as const) {
+      assert.deepEqual(service?.profiles, ['scale'], `${name}: profiles`);
+    }
+  });
+
+  test('the replicas share the limit through the redis service and publish no port, so only the proxy reaches them', () => {
+    assert.equal(replica!.environment?.RATE_LIMIT_STORE, 'redis');
+    const url = new URL(String(replica!.environment?.REDIS_URL));
+    assert.equal(url.hostname, 'redis');
+    assert.deepEqual(replica!.ports ?? [], []);
+  });
+
+  test("the replicas trust X-Forwarded-For from the proxy's fixed address alone, inside the scale network", () => {
+    const networks = proxy!.networks as Record<string, { ipv4_address?: string } | null>;
+    const address = networks.scale?.ipv4_address;
+    assert.ok(address !== undefined, 'the proxy needs a fixed address on the scale network');
+    assert.equal(replica!.environment?.TRUST_PROXY, address);
+    const [first, last] = ipv4Range(rawCompose.networks?.scale?.ipam?.config?.[0]?.subnet ?? '0.0.0.0/32');
+    const [value] = ipv4Range(`${address}/32`);
+    assert.ok(value >= first && value <= last, `${address} is outside the scale network's subnet`);
+    assert.ok((replica!.networks as readonly string[]).includes('scale'), 'the replicas are on the scale network');
+  });
+
+  test('nginx balances over the api-replica service on the port the API listens on, appending the client to X-Forwarded-For', () => {
+    assert.match(nginx, new RegExp(`server\\s+api-replica:${replica!.environment?.API_PORT};`));
+    assert.match(nginx, /proxy_set_header\s+X-Forwarded-For\s+\$proxy_add_x_forwarded_for;/);
+    assert.match(nginx, /listen\s+8080;/);
+    assert.ok((proxy!.ports ?? []).some((port) => String(port).endsWith(':8080')), 'the proxy publishes its port 8080');
+    assert.ok((proxy!.volumes ?? []).some((volume) => String(volume).startsWith('./deploy/proxy/nginx.conf:/etc/nginx/nginx.conf')), 'mounts deploy/proxy/nginx.conf');
+  });
+
+  test('Redis asks for the password REDIS_URL carries, and keeps nothing on disk', () => {
+    const command = redis!.command ?? [];
+    const password = command[command.indexOf('--requirepass') + 1];
+    assert.ok(password !== undefined && password !== '', 'redis-server --requirepass');
+    assert.equal(decodeURIComponent(new URL(String(replica!.environment?.REDIS_URL)).password), password);
+    assert.equal(command[command.indexOf('--appendonly') + 1], 'no');
+    assert.equal(command[command.indexOf('--save') + 1], '');
   });
 });

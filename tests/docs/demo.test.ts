@@ -10,7 +10,7 @@ import { deleteQueues, serviceUrl, servicesMissing, uniqueName } from '../suppor
 const run = promisify(execFile);
 const skip = servicesMissing('RABBITMQ_URL');
 
-test('scripts/demo.sh runs against a live API and shows 202, 400, 415 and a 429 with Retry-After', { skip }, async (t) => {
+test('scripts/demo.sh runs against a live API and shows 202 (one event and a batch), 400, 415 and a 429 with Retry-After', { skip }, async (t) => {
   const queue = uniqueName('docs_demo');
   t.after(() => deleteQueues(queue, `${queue}.dead`));
   const api = await startReady('api', 'node20-tsx', {
@@ -31,6 +31,8 @@ test('scripts/demo.sh runs against a live API and shows 202, 400, 415 and a 429 
     assert.match(stdout, new RegExp(`^HTTP/1\\.1 ${status}\\r?$`, 'm'), `no "${status}" answer in the demo output`);
   }
   assert.match(stdout, /^Retry-After: [1-9]\d*\r?$/m);
+  // The batch's answer: the id the demo chose, then the one the API made, in request order.
+  assert.match(stdout, /^\{"status":"accepted","ids":\["0b7e4c1a-3f2d-4e5b-9a8c-1d2e3f4a5b6c","[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}"\]\}$/m);
   assert.match(stdout, /^\{"status":"ok","checks":\{"rabbitmq":"up"\}\}$/m);
   assert.match(stdout, /^# TYPE api_http_requests_total counter$/m);
 });

@@ -4,6 +4,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
+import { brotliCompressSync, gzipSync } from 'node:zlib';
 import amqp from 'amqplib';
 import { parseDelivery } from '../../consumer/src/services/activityProcessor.ts';
 import { servicesMissing, serviceUrl } from '../support/services.ts';
@@ -23,6 +24,9 @@ interface Case {
   readonly body: Buffer;
   /** Send this many bytes, then stall and abort: a chunked upload that never finishes. */
   readonly stallAfter?: number;
+  /** The batch route instead of the single-event one. */
+  readonly batch?: boolean;
+  readonly encoding?: string;
 }
 
 function fuzzCase(random: () => number, index: number): Case {
@@ -60,6 +64,15 @@ function fuzzCase(random: () => number, index: number): Case {
     hugeNumber: () => raw(`{"userId":"u","eventType":"e","timestamp":"2023-10-27T10:00:00Z","payload":{"n":${pick(['1e400', '-1e400', '12345678901234567890', '9007199254740992'])}}}`),
     blankOrInvisibleId: () => json({ ...valid, [pick(['userId', 'eventType'])]: pick(['   ', '\u00a0', '\u3000', 'a\u200bb', 'a\u2028b', 'rtl\u202e', '\ufeff']) }),
     stalledChunked: () => ({ ...json(valid), stallAfter: 10 }),
+    // Batches and compressed bodies: the same rules, behind a decoder and an index.
+    batch: () => ({ ...json({ batch: Array.from({ length: 1 + Math.floor(random() * 5) }, (_, i) => event(index * 10 + i)) }), batch: true }),
+    badBatch: () => ({ ...json({ batch: pick([[], [valid, { ...valid, userId: '' }], 'x', [1], null]) }), batch: true }),
+    gzip: () => ({ ...json(valid), body: gzipSync(JSON.stringify(valid)), encoding: 'gzip' }),
+    gzipBatch: () => ({ ...json({ batch: [valid] }), body: gzipSync(JSON.stringify({ batch: [valid] })), encoding: 'gzip', batch: true }),
+    brotli: () => ({ ...json(valid), body: brotliCompressSync(JSON.stringify(valid)), encoding: 'br' }),
+    bomb: () => ({ ...json(valid), body: gzipSync(Buffer.alloc(MAX_BODY_BYTES * (5 + Math.floor(random() * 50)))), encoding: 'gzip', batch: random() < 0.5 }),
+    corruptCompressed: () => ({ ...json(valid), body: Buffer.from(Array.from({ length: 40 }, () => Math.floor(random() * 256))), encoding: pick(['gzip', 'deflate', 'br']) }),
+    oddEncoding: () => ({ ...json(valid), encoding: pick(['compress', 'gzip, gzip', 'zstd', 'identity']) }),
   };
   const name = pick(Object.keys(kinds));
   return { name, ...kinds[name]!() };
@@ -76,7 +89,9 @@ function send(port: number, testCase: Case, index: number, agent: http.Agent): P
     // A client address per case, so the default 50-per-minute limit never answers for the validator.
     const headers: Record<string, string> = { 'x-forwarded-for': `127.5.${(index >> 8) & 255}.${index & 255}` };
     if (testCase.contentType !== undefined) headers['content-type'] = testCase.contentType;
-    const req = http.request({ host: '127.0.0.1', port, method: 'POST', path: '/api/v1/activities', headers, agent }, (res) => {
+    if (testCase.encoding !== undefined) headers['content-encoding'] = testCase.encoding;
+    const path = testCase.batch === true ? '/api/v1/activities/batch' : '/api/v1/activities';
+    const req = http.request({ host: '127.0.0.1', port, method: 'POST', path, headers, agent }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (chunk: Buffer) => chunks.push(chunk));
       res.on('end', () => resolve({ status: res.statusCode!, contentType: res.headers['content-type'], body: Buffer.concat(chunks).toString() }));
@@ -117,6 +132,7 @@ for (const runtime of selectedRuntimes()) {
         API_PORT: '0',
         TRUST_PROXY: '1',
         MAX_BODY_BYTES: String(MAX_BODY_BYTES),
+        MAX_BATCH_BODY_BYTES: String(4 * MAX_BODY_BYTES),
         HEADERS_TIMEOUT_MS: '1000',
         REQUEST_TIMEOUT_MS: '2000',
         LOG_LEVEL: 'info',
@@ -140,7 +156,7 @@ for (const runtime of selectedRuntimes()) {
           if (reply === 'aborted') return;
           if (reply.status === 429 || reply.status === 503) limitedOrUnavailable += 1;
           assert.ok(DOCUMENTED.has(reply.status), `${where}: undocumented status ${reply.status}: ${reply.body}`);
-          if (reply.status === 202) return void (accepted += 1);
+          if (reply.status === 202) return void (accepted += (JSON.parse(reply.body) as { ids?: string[] }).ids?.length ?? 1);
           assert.match(reply.contentType ?? '', /^application\/problem\+json(;|$)/, where);
           const problem = JSON.parse(reply.body) as { status: number; title: string };
           assert.equal(problem.status, reply.status, where);

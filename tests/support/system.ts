@@ -19,6 +19,8 @@ export class TestSystem {
   api?: RunningService;
   consumer?: RunningService;
   readonly overrides: { RABBITMQ_URL?: string; DATABASE_URL?: string } = {};
+  /** Variables for the API alone, over env(): WRITE_KEYS, or a RABBITMQ_URL through a proxy. */
+  readonly apiEnv: Record<string, string> = {};
 
   constructor(runtime: Runtime) {
     this.runtime = runtime;
@@ -50,7 +52,7 @@ export class TestSystem {
   }
 
   async startApi(): Promise<RunningService> {
-    this.api = await startReady('api', this.runtime, this.env());
+    this.api = await startReady('api', this.runtime, { ...this.env(), ...this.apiEnv });
     return this.api;
   }
 

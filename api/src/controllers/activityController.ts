@@ -1,52 +1,75 @@
-// Ingestion of one event, after routing and rate limiting: read body -> parse JSON -> validate ->
-// publish -> 202. Any failure is thrown as an AppError and answered by the problem writer.
+// Ingestion of one event or a batch, after routing and rate limiting: read body -> parse JSON ->
+// validate -> publish -> 202. Any failure is thrown as an AppError and answered by the problem writer.
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { AcceptedResponse, ActivityEvent, QueueMessage } from '@event-tracker/shared';
+import type { AcceptedResponse, ActivityEvent, BatchAcceptedResponse, QueueMessage } from '@event-tracker/shared';
 import type { Clock } from '@event-tracker/common/clock.ts';
 import type { ApiMetrics } from '../apiMetrics.ts';
-import { PublishOutcomeUnknown, QueueUnavailable } from '../errors.ts';
+import { AppError, PublishOutcomeUnknown, QueueUnavailable } from '../errors.ts';
+import { validateBatch } from '../validation.ts';
 import type { Publisher } from '../publisher.ts';
 import { parseJson, readBody, requireJson } from '../body.ts';
 import { sendJson } from '../respond.ts';
 
-export type Handler = (req: IncomingMessage, res: ServerResponse) => Promise<void>;
+/** A route's handler; `source` is the name of the request's write key, while WRITE_KEYS is set. */
+export type Handler = (req: IncomingMessage, res: ServerResponse, source?: string) => Promise<void>;
 
 export interface ActivityControllerDeps {
   readonly publisher: Publisher;
   readonly maxBodyBytes: number;
+  readonly maxBatchBodyBytes: number;
+  readonly batchMaxEvents: number;
   /** How long a client may take to send its body before the connection is closed. */
   readonly bodyTimeoutMs: number;
   readonly clock: Pick<Clock, 'now' | 'wall'>;
   readonly metrics: Pick<ApiMetrics, 'publishConfirmSeconds' | 'publishFailures'>;
 }
 
-/** A handler that accepts events in the contract `validate` understands. */
+/** A handler that accepts one event in the contract `validate` understands. */
 export function activityController(deps: ActivityControllerDeps): (validate: (body: unknown) => ActivityEvent) => Handler {
-  return (validate) => async (req, res) => {
+  return (validate) => async (req, res, source) => {
     requireJson(req.headers['content-type']);
     const event = validate(parseJson(await readBody(req, deps.maxBodyBytes, deps.bodyTimeoutMs)));
-
-    const { clock, metrics } = deps;
-    const message: QueueMessage = {
-      id: event.id ?? randomUUID(),
-      userId: event.userId,
-      eventType: event.eventType,
-      timestamp: event.timestamp,
-      payload: event.payload,
-    };
-    const started = clock.now();
-    try {
-      await deps.publisher.publish(message, new Date(clock.wall()));
-    } catch (error) {
-      if (error instanceof QueueUnavailable || error instanceof PublishOutcomeUnknown) metrics.publishFailures.inc({ reason: error.reason });
-      throw error;
-    } finally {
-      // Failures and timeouts included: a confirm latency of successes only hides a slow broker.
-      metrics.publishConfirmSeconds.observe((clock.now() - started) / 1000);
-    }
-
+    const message = toMessage(event, source);
+    await timed(deps, (receivedAt) => deps.publisher.publish(message, receivedAt));
     const accepted: AcceptedResponse = { status: 'accepted', id: message.id };
     sendJson(res, 202, accepted);
   };
+}
+
+/** `POST /api/v1/activities/batch`: every event its own message, 202 once all are confirmed. */
+export function batchController(deps: ActivityControllerDeps): Handler {
+  return async (req, res, source) => {
+    requireJson(req.headers['content-type']);
+    const events = validateBatch(parseJson(await readBody(req, deps.maxBatchBodyBytes, deps.bodyTimeoutMs)), deps.batchMaxEvents);
+    const messages = events.map((event) => toMessage(event, source));
+    await timed(deps, (receivedAt) => deps.publisher.publishAll(messages, receivedAt));
+    const accepted: BatchAcceptedResponse = { status: 'accepted', ids: messages.map((message) => message.id) };
+    sendJson(res, 202, accepted);
+  };
+}
+
+/** The message for a validated event: its id settled, and the write key's name when there is one. */
+export function toMessage(event: ActivityEvent, source: string | undefined): QueueMessage {
+  const message = { id: event.id ?? randomUUID(), userId: event.userId, eventType: event.eventType, timestamp: event.timestamp, payload: event.payload };
+  return source === undefined ? message : { ...message, source };
+}
+
+/**
+ * Publishes at the receive time (the wall clock's now, unless the caller already read it), timing
+ * the outcome and counting failures by reason.
+ */
+export async function timed(deps: ActivityControllerDeps, publish: (receivedAt: Date) => Promise<void>, receivedAt = new Date(deps.clock.wall())): Promise<void> {
+  const { clock, metrics } = deps;
+  const started = clock.now();
+  try {
+    await publish(receivedAt);
+  } catch (error) {
+    const failure = error instanceof AppError && !(error instanceof QueueUnavailable || error instanceof PublishOutcomeUnknown) ? error.cause : error;
+    if (failure instanceof QueueUnavailable || failure instanceof PublishOutcomeUnknown) metrics.publishFailures.inc({ reason: failure.reason });
+    throw error;
+  } finally {
+    // Failures and timeouts included: a confirm latency of successes only hides a slow broker.
+    metrics.publishConfirmSeconds.observe((clock.now() - started) / 1000);
+  }
 }

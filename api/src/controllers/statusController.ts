@@ -1,7 +1,7 @@
 // Health, metrics and the OpenAPI document: for orchestrators, Prometheus and client authors,
 // never rate limited.
 import { readFileSync } from 'node:fs';
-import { LIVE, readiness } from '@event-tracker/common/health.ts';
+import { LIVE, readiness, type HealthChecks } from '@event-tracker/common/health.ts';
 import type { Registry } from '@event-tracker/common/metrics.ts';
 import type { Publisher } from '../publisher.ts';
 import type { Handler } from './activityController.ts';
@@ -13,10 +13,14 @@ export function live(): Handler {
   return async (_req, res) => sendJson(res, 200, LIVE);
 }
 
-/** Readiness: 200 while events can be published, 503 otherwise, with the same body shape either way. */
-export function ready(publisher: Publisher): Handler {
+/**
+ * Readiness: 200 while events can be published, 503 otherwise, with the same body shape either way.
+ * `info` (Redis, with the shared rate limit) is reported and never makes it 503: without it the
+ * API still ingests, limiting per replica.
+ */
+export function ready(publisher: Publisher, info: HealthChecks = {}): Handler {
   return async (_req, res) => {
-    const report = await readiness({ rabbitmq: () => publisher.isReady() });
+    const report = await readiness({ rabbitmq: () => publisher.isReady() }, info);
     sendJson(res, report.status === 'ok' ? 200 : 503, report);
   };
 }

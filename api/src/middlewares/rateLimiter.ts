@@ -1,6 +1,7 @@
 // Per-client sliding-log rate limiting: at most `maxRequests` logged requests in any `windowMs`.
-// Rejected requests are not logged, so a client that waits is let back in. The limiter is a
-// plain class with an injected clock; only startSweeping() touches timers.
+// Rejected requests are not logged, so a client that waits is let back in. The in-process store
+// is a plain class with an injected clock; only startSweeping() touches timers. The Redis store
+// (redisLimiter.ts) gives the same answers through the same RateLimiter interface.
 import type { ServerResponse } from 'node:http';
 import { RateLimited } from '../errors.ts';
 
@@ -21,6 +22,16 @@ export interface Decision {
   readonly windowMs: number;
   /** Milliseconds until the oldest logged request leaves the window, freeing a slot. */
   readonly resetMs: number;
+}
+
+/** What the app asks of a limiter, whichever store keeps the logs. */
+export interface RateLimiter {
+  /** Counts a request from `key` if it fits in the window; a shared store answers asynchronously. */
+  hit(key: string): Decision | Promise<Decision>;
+  /** Clients tracked in this process's memory (with Redis: by the in-process fallback). */
+  readonly size: number;
+  /** See SlidingLogLimiter.evictions. */
+  readonly evictions: number;
 }
 
 /** Keys one sweep() call looks at: about 0.6 ms of work here, so requests keep flowing. */
@@ -72,7 +83,7 @@ class RequestLog {
   }
 }
 
-export class SlidingLogLimiter {
+export class SlidingLogLimiter implements RateLimiter {
   // Map iteration order is insertion order; every hit re-inserts its key, so the first key of a
   // shard is always that shard's least recently used one.
   readonly #shards: Map<string, RequestLog>[];
@@ -203,8 +214,8 @@ export function retryAfterSeconds(decision: Decision): number {
 }
 
 /** The middleware step: counts the request, sets the headers, throws RateLimited when over. */
-export function enforceRateLimit(limiter: SlidingLogLimiter, key: string, res: ServerResponse): void {
-  const decision = limiter.hit(key);
+export async function enforceRateLimit(limiter: RateLimiter, key: string, res: ServerResponse): Promise<void> {
+  const decision = await limiter.hit(key);
   for (const [name, value] of Object.entries(rateLimitHeaders(decision))) res.setHeader(name, value);
   if (!decision.allowed) throw new RateLimited(retryAfterSeconds(decision));
 }

@@ -3,7 +3,7 @@
 // common/src/eventContract.ts). Pure: no I/O, no clock, so every kind of bad message is a unit test.
 import { createHash } from 'node:crypto';
 import type { QueueMessage, ReceivedAtHeader, StoredActivity } from '@event-tracker/shared';
-import { Problems, checkEventFields, describe, isObject, type EventFields } from '@event-tracker/common/eventContract.ts';
+import { Problems, checkEventFields, checkText, describe, isObject, type EventFields } from '@event-tracker/common/eventContract.ts';
 import { decodeJson } from '@event-tracker/common/json.ts';
 import { rejection, type Rejection } from './verdict.ts';
 
@@ -42,6 +42,8 @@ export function parseDelivery(message: IncomingMessage): Parsed {
   // held to it here, so nothing the database would alter or refuse reaches it.
   const problems = new Problems();
   const fields = checkEventFields(problems, event as Record<keyof EventFields, unknown>);
+  // The API's write-key name, absent while WRITE_KEYS is unset; held to the rules of an id.
+  const source = event.source === undefined ? undefined : checkText(problems, 'source', event.source);
   if (!problems.empty) {
     const named = problems.list.slice(0, REASON_PROBLEMS).map(({ field, message: text }) => `${field} ${text}`);
     const more = problems.count > REASON_PROBLEMS ? ` (and ${problems.count - REASON_PROBLEMS} more)` : '';
@@ -59,6 +61,7 @@ export function parseDelivery(message: IncomingMessage): Parsed {
     eventType: fields.eventType,
     timestamp: new Date(fields.timestamp),
     payload: fields.payload,
+    ...(source === undefined ? {} : { source }),
     ...(receivedAt ? { receivedAt } : {}),
   };
   return { verdict: 'activity', activity };
