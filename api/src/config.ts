@@ -197,7 +197,7 @@ function readRateLimitStore(read: EnvReader): RateLimitStoreConfig {
   if (!/^[\x21-\x7e]{1,100}$/.test(prefix)) {
     read.fail('RATE_LIMIT_REDIS_PREFIX', `RATE_LIMIT_REDIS_PREFIX must be 1 to 100 printable ASCII characters without spaces (got "${prefix}")`);
   }
-  // Past a second a request waits longer for its limit than for its publish confirm, typically.
+  // At most a second: while Redis is slow, every request that asks it waits this long.
   return { kind: 'redis', url, prefix, timeoutMs: read.integer('RATE_LIMIT_REDIS_TIMEOUT_MS', 1, 1_000) };
 }
 

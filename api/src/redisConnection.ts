@@ -75,7 +75,7 @@ export class RedisConnection implements ScriptRunner {
   readonly #stallMs: number;
   #client: Client;
   #closed = false;
-  /** Calls written and not yet answered, and since when the oldest of them has had no answer. */
+  /** Calls not yet answered, and the time of the last answer (or of the first call) while any waits. */
   #pending = 0;
   #waitingSince: number | undefined;
   /** When the current socket connected, while its handshake is unanswered. */

@@ -26,27 +26,31 @@ async function sparePort(): Promise<number> {
 
 export class RedisServer {
   readonly port: number;
+  /** Required of every client when set (`--requirepass`), and part of `url`. */
+  readonly password: string | undefined;
   #child: ChildProcess | undefined;
   readonly #log: string[] = [];
 
-  private constructor(port: number) {
+  private constructor(port: number, password: string | undefined) {
     this.port = port;
+    this.password = password;
   }
 
-  static async start(): Promise<RedisServer> {
-    const server = new RedisServer(await sparePort());
+  static async start(options: { readonly password?: string } = {}): Promise<RedisServer> {
+    const server = new RedisServer(await sparePort(), options.password);
     await server.restart();
     return server;
   }
 
   get url(): string {
-    return `redis://127.0.0.1:${this.port}`;
+    return `redis://${this.password === undefined ? '' : `:${encodeURIComponent(this.password)}@`}127.0.0.1:${this.port}`;
   }
 
   /** Starts the server (again, on the same port) and resolves once it accepts connections. */
   async restart(): Promise<void> {
     if (this.#child !== undefined) throw new Error('redis-server is already running');
-    const child = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--loglevel', 'notice'], {
+    const auth = this.password === undefined ? [] : ['--requirepass', this.password];
+    const child = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--loglevel', 'notice', ...auth], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.#child = child;

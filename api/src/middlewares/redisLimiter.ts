@@ -16,7 +16,7 @@ export interface SharedStore {
 
 /**
  * Why the in-process limiter decided a request: no connection, an error reply, no answer in time,
- * or Redis is down and another request is already finding out whether it is back.
+ * or Redis is down and a call to it is still waiting (the request that is finding out whether it is back).
  */
 export type FallbackReason = 'unreachable' | 'error' | 'timeout' | 'probing';
 
@@ -55,7 +55,7 @@ export class RedisLimiter implements RateLimiter {
     return this.#options.fallback.evictions;
   }
 
-  /** Connected, and the last request Redis was asked about it answered in time. */
+  /** Connected, and not in an outage: from the first request Redis failed to decide until the next it decides in time. */
   get storeUp(): boolean {
     return this.#down === undefined && this.#options.store.ready;
   }
