@@ -1,6 +1,6 @@
 // Settings from the environment, checked once at start-up. `loadConfig` is pure: it reads the
 // object it is given (only server.ts passes process.env) and throws one error naming every bad variable.
-import { EnvReader, readBrokerSettings } from '@event-tracker/common/env.ts';
+import { EnvReader, isUrlOf, readBrokerSettings } from '@event-tracker/common/env.ts';
 import { parseIpRange } from './clientKey.ts';
 import type { IpRange, TrustProxy } from './clientKey.ts';
 import { MAX_EVENT_BYTES } from '@event-tracker/common/eventContract.ts';
@@ -191,7 +191,7 @@ function readCors(read: EnvReader): CorsPolicy {
 function readRateLimitStore(read: EnvReader): RateLimitStoreConfig {
   if (read.oneOf('RATE_LIMIT_STORE', RATE_LIMIT_STORES) !== 'redis') return { kind: 'memory' };
   const url = read.required('REDIS_URL', 'a redis:// or rediss:// URL, since RATE_LIMIT_STORE is redis');
-  if (url !== '' && !isRedisUrl(url)) read.fail('REDIS_URL', 'REDIS_URL must be a redis:// or rediss:// URL');
+  if (url !== '' && !isUrlOf(url, ['redis:', 'rediss:'])) read.fail('REDIS_URL', 'REDIS_URL must be a redis:// or rediss:// URL');
   const prefix = read.text('RATE_LIMIT_REDIS_PREFIX');
   // Printable ASCII, so a key is readable in redis-cli and cannot be split by a newline in a log line.
   if (!/^[\x21-\x7e]{1,100}$/.test(prefix)) {
@@ -201,11 +201,3 @@ function readRateLimitStore(read: EnvReader): RateLimitStoreConfig {
   return { kind: 'redis', url, prefix, timeoutMs: read.integer('RATE_LIMIT_REDIS_TIMEOUT_MS', 1, 1_000) };
 }
 
-function isRedisUrl(value: string): boolean {
-  try {
-    const url = new URL(value);
-    return (url.protocol === 'redis:' || url.protocol === 'rediss:') && url.hostname !== '';
-  } catch {
-    return false;
-  }
-}

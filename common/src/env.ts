@@ -85,7 +85,7 @@ const LOG_LEVELS: readonly LevelName[] = ['debug', 'info', 'warn', 'error', 'fat
 export function readBrokerSettings(read: EnvReader): BrokerSettings {
   // The URL carries credentials, so no message repeats it.
   const rabbitmqUrl = read.required('RABBITMQ_URL', 'an amqp:// or amqps:// URL');
-  if (rabbitmqUrl !== '' && !isAmqpUrl(rabbitmqUrl)) read.fail('RABBITMQ_URL', 'RABBITMQ_URL must be an amqp:// or amqps:// URL');
+  if (rabbitmqUrl !== '' && !isUrlOf(rabbitmqUrl, ['amqp:', 'amqps:'])) read.fail('RABBITMQ_URL', 'RABBITMQ_URL must be an amqp:// or amqps:// URL');
 
   const queueName = read.text('QUEUE_NAME');
   // AMQP names are at most 255 bytes, and the dead-letter queue appends ".dead"; "amq." is reserved.
@@ -105,10 +105,11 @@ export function readBrokerSettings(read: EnvReader): BrokerSettings {
   };
 }
 
-function isAmqpUrl(value: string): boolean {
+/** A URL with a host and one of `protocols` (e.g. `['amqp:', 'amqps:']`). */
+export function isUrlOf(value: string, protocols: readonly string[]): boolean {
   try {
     const url = new URL(value);
-    return (url.protocol === 'amqp:' || url.protocol === 'amqps:') && url.hostname !== '';
+    return protocols.includes(url.protocol) && url.hostname !== '';
   } catch {
     return false;
   }
