@@ -3,7 +3,7 @@
 // again with RATE_LIMIT_STORE=redis (a redis-server of its own), so the shared limit's cost is a ratio.
 // Usage: RABBITMQ_URL=... node --import tsx bench/ingest.ts   (BENCH_SECONDS, BENCH_RUNS, BENCH_RUNTIMES)
 import { RedisServer } from '../tests/support/redisServer.ts';
-import { clearQueues, median, requireEnv, scriptCommand, startCommand, startReady, stopService, table, wrk, type Runtime } from './support.ts';
+import { clearQueues, declareApiQueue, median, requireEnv, scriptCommand, startCommand, startReady, stopService, table, wrk, type Runtime } from './support.ts';
 
 const rabbitmqUrl = requireEnv('RABBITMQ_URL');
 const seconds = Number(process.env.BENCH_SECONDS ?? 5);
@@ -38,6 +38,7 @@ for (const runtime of runtimes) {
   const baseline = await startCommand(`baseline on ${runtime}`, scriptCommand(runtime, 'bench/baseline.ts'), {
     ...env,
     QUEUE_NAME: `${queue}_baseline`,
+    QUEUE_ARGUMENTS: await declareApiQueue(rabbitmqUrl, `${queue}_baseline`),
   });
   try {
     for (const connections of concurrencies) {
@@ -89,7 +90,7 @@ for (const runtime of runtimes) {
     }
   } finally {
     await Promise.all([stopService(api), stopService(shared), stopService(baseline)]);
-    await clearQueues(rabbitmqUrl, 'delete', queue, `${queue}.dead`, `${queue}_baseline`, `${queue}_redis`, `${queue}_redis.dead`);
+    await clearQueues(rabbitmqUrl, 'delete', queue, `${queue}.dead`, `${queue}_baseline`, `${queue}_baseline.dead`, `${queue}_redis`, `${queue}_redis.dead`);
   }
 }
 await redis.stop();

@@ -7,7 +7,12 @@ cd "$(dirname "$0")/.."
 command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
 command -v redis-server >/dev/null || { echo "redis-server is not installed (apt-get install redis-server)" >&2; exit 1; }
 
+# The peers (Fastify, Express) and the pinned Node 26 have lockfiles of their own, outside the product's tree.
+npm ci --prefix bench/peers --ignore-scripts --no-audit --no-fund
+npm ci --prefix tests/node26 --ignore-scripts --no-audit --no-fund
+
 echo "# event-tracker benchmarks, $(date -u +%FT%TZ), $(nproc) cores, node $(node --version), bun $(npx bun --version)"
+node --import tsx bench/sideBySide.ts
 node --expose-gc --import tsx bench/limiter.ts
 node --import tsx bench/ingest.ts
 node --import tsx bench/redisRoundTrip.ts

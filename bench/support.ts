@@ -1,13 +1,17 @@
 // Shared by the bench scripts: start a service process on a runtime, run wrk, print a table.
 import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import amqp from 'amqplib';
+import { assertTopology, queueArguments } from '@event-tracker/common/topology.ts';
+import { loadConfig } from '../api/src/config.ts';
 
-export { scriptCommand, startCommand, startReady, startService, stopService, type Runtime } from '../tests/support/processes.ts';
+export { scriptCommand, startCommand, startReady, startService, stopService, type Runtime, type RunningService } from '../tests/support/processes.ts';
 
 const run = promisify(execFile);
 
 export interface WrkResult {
+  readonly requests: number;
   readonly requestsPerSecond: number;
   readonly p50Ms: number;
   readonly p99Ms: number;
@@ -26,6 +30,7 @@ export async function wrk(url: string, connections: number, seconds: number, bod
   if (!line) throw new Error(`wrk printed no summary:\n${stdout}`);
   const r = JSON.parse(line.slice('WRK_JSON '.length));
   return {
+    requests: r.requests,
     requestsPerSecond: r.requests / (r.duration_us / 1e6),
     p50Ms: r.p50_us / 1000,
     p99Ms: r.p99_us / 1000,
@@ -73,3 +78,29 @@ export function requireEnv(name: string): string {
   if (!value) throw new Error(`${name} is required (see BENCHMARKS.md)`);
   return value;
 }
+
+/**
+ * Declares `queueName` and its dead-letter queue as the API does with default settings, and returns
+ * the main queue's arguments as JSON, for the servers that are not the API (QUEUE_ARGUMENTS): every
+ * server in a comparison then writes to the same kind of queue.
+ */
+export async function declareApiQueue(url: string, queueName: string): Promise<string> {
+  const { topology } = loadConfig({ RABBITMQ_URL: url, QUEUE_NAME: queueName });
+  const connection = await amqp.connect(url);
+  try {
+    await assertTopology(await connection.createChannel(), topology);
+  } finally {
+    await connection.close();
+  }
+  return JSON.stringify(queueArguments(topology));
+}
+
+/** User plus system CPU time a process has used so far, in microseconds (Linux /proc). */
+export function cpuMicros(pid: number): number {
+  // Fields 14 and 15 of /proc/<pid>/stat, counted after the parenthesised command name.
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SECOND) * 1e6;
+}
+
+/** USER_HZ, which Linux fixes at 100 for /proc on every architecture it runs on here. */
+const CLOCK_TICKS_PER_SECOND = 100;

@@ -83,3 +83,16 @@ describe("the API's production dependencies", () => {
     assert.deepEqual(api.sort(), tree);
   });
 });
+
+describe('the benchmark peers (bench/peers)', () => {
+  test('have a lockfile of their own and are in no part of the product lockfile', () => {
+    const peers = JSON.parse(read('bench/peers/package.json')) as { dependencies: Record<string, string> };
+    const peerLock = JSON.parse(read('bench/peers/package-lock.json')) as { readonly packages: Readonly<Record<string, LockedPackage>> };
+    for (const name of ['fastify', 'express', 'express-rate-limit']) {
+      assert.equal(peerLock.packages[`node_modules/${name}`]?.version, peers.dependencies[name], `${name} is pinned in bench/peers`);
+      assert.ok(!Object.keys(lock.packages).some((path) => path.endsWith(`node_modules/${name}`)), `${name} is in package-lock.json`);
+    }
+    const workspaces = JSON.parse(read('package.json')).workspaces as string[];
+    assert.ok(!workspaces.some((workspace) => workspace.startsWith('bench')), 'bench/peers is not a workspace');
+  });
+});
