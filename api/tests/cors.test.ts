@@ -35,7 +35,10 @@ describe('CORS', () => {
       assert.equal(answer.headers.get('access-control-allow-origin'), '*');
       assert.equal(answer.headers.get('access-control-expose-headers'), 'Retry-After, RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset, RateLimit-Policy');
     }
-    assert.equal((await fetch(`${app.url}/health`)).headers.get('access-control-allow-origin'), null, 'only the ingestion routes');
+    assert.equal((await fetch(`${app.url}/health`, { headers: { origin: SHOP } })).headers.get('access-control-allow-origin'), null, 'only the ingestion routes');
+    const plain = await postJson(`${app.url}/api/v1/activities`, VALID_EVENT);
+    assert.equal(plain.headers.get('access-control-allow-origin'), null, 'no Origin, not a CORS request: no CORS headers');
+    assert.equal(plain.headers.get('access-control-expose-headers'), null);
   });
 
   test('with CORS_ALLOWED_ORIGINS, echoes an allowed origin with Vary: Origin, and answers another 403 without publishing', async (t) => {
@@ -50,6 +53,8 @@ describe('CORS', () => {
     assert.equal(refused.headers.get('access-control-allow-origin'), null);
     assert.equal((await preflight(app.url, 'https://evil.example')).status, 403);
     assert.equal(app.publisher.published.length, 1);
-    assert.equal((await postJson(`${app.url}/api/v1/activities`, VALID_EVENT)).status, 202, 'no Origin (curl, a server) is not a CORS request');
+    const plain = await postJson(`${app.url}/api/v1/activities`, VALID_EVENT);
+    assert.equal(plain.status, 202, 'no Origin (curl, a server) is not a CORS request');
+    assert.equal(plain.headers.get('vary'), 'Origin');
   });
 });

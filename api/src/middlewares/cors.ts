@@ -17,20 +17,17 @@ export const ALLOWED_HEADERS = 'Content-Type, Content-Encoding, Authorization, X
 const MAX_AGE_SECONDS = 7_200;
 
 /**
- * Sets the CORS headers of any answer on an ingestion route. A request whose Origin the policy
- * refuses is answered 403 before anything else happens; one without Origin (curl, a server) is not
- * a CORS request and passes.
+ * Sets the CORS headers of any answer on an ingestion route to a request with an Origin. A request
+ * whose Origin the policy refuses is answered 403 before anything else happens; one without Origin
+ * (curl, a server) is not a CORS request and gets no CORS headers, only `Vary: Origin` when the
+ * answer depends on it.
  */
 export function applyCors(policy: CorsPolicy, origin: string | undefined, res: ServerResponse): void {
-  if (policy.anyOrigin) res.setHeader('Access-Control-Allow-Origin', '*');
-  else {
-    // The answer differs by Origin, so caches must key on it.
-    res.setHeader('Vary', 'Origin');
-    if (origin !== undefined) {
-      if (!policy.origins.has(origin)) throw new OriginNotAllowed();
-      res.setHeader('Access-Control-Allow-Origin', origin);
-    }
-  }
+  // The answer differs by Origin, so caches must key on it.
+  if (!policy.anyOrigin) res.setHeader('Vary', 'Origin');
+  if (origin === undefined) return;
+  if (!policy.anyOrigin && !policy.origins.has(origin)) throw new OriginNotAllowed();
+  res.setHeader('Access-Control-Allow-Origin', policy.anyOrigin ? '*' : origin);
   res.setHeader('Access-Control-Expose-Headers', EXPOSED);
 }
 
