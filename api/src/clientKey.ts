@@ -57,6 +57,8 @@ export function clientAddress(remoteAddress: string | undefined, forwardedFor: s
  * e.g. `2001:db8:0:ab00::/56`, so every spelling of one network is one key. Other text is used as it is.
  */
 export function clientKey(address: string, ipv6Prefix: number): string {
+  // The common case, and already in its one spelling: isIP takes no leading zeros in a dotted quad.
+  if (isIP(address) === 4) return address;
   const parsed = parseIp(address);
   if (parsed === undefined) return address;
   const ip = unmapped(parsed, true);

@@ -11,6 +11,7 @@ const key = (address: string): string => clientKey(address, 56);
 describe('clientKey', () => {
   test('keys an IPv4 client by its address', () => {
     assert.equal(key('203.0.113.7'), '203.0.113.7');
+    assert.equal(key('203.0.113.07'), '203.0.113.07', 'a leading zero is no IPv4 address: the text is used as it is');
   });
 
   test('treats an IPv4-mapped IPv6 address as the IPv4 address', () => {
