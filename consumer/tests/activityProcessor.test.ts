@@ -20,8 +20,8 @@ function escaped(text: string): string {
 }
 
 describe('parseDelivery accepts', () => {
-  test('a valid event, taking the id from messageId and receivedAt from the header', () => {
-    const result = parseDelivery(message(event('e-1'), { messageId: 'e-1', headers: { receivedAt: '2023-10-27T10:00:01.500Z' } }));
+  test('a valid event, taking the id from messageId and receivedAt from the body', () => {
+    const result = parseDelivery(message(event('e-1', { receivedAt: '2023-10-27T10:00:01.500Z' }), { messageId: 'e-1' }));
     assert.deepEqual(result, {
       verdict: 'activity',
       activity: {
@@ -45,9 +45,23 @@ describe('parseDelivery accepts', () => {
     assert.equal('source' in without.activity, false);
   });
 
+  test('receivedAt from the header of a message queued before it moved into the body, the body winning', () => {
+    const queuedBefore = parseDelivery(message(event('e-1'), { messageId: 'e-1', headers: { receivedAt: '2023-10-27T10:00:01.500Z' } }));
+    assert.ok(queuedBefore.verdict === 'activity');
+    assert.deepEqual(queuedBefore.activity.receivedAt, new Date('2023-10-27T10:00:01.500Z'));
+    const both = parseDelivery(message(event('e-1', { receivedAt: '2023-10-27T10:00:02.000Z' }), { messageId: 'e-1', headers: { receivedAt: '2023-10-27T10:00:01.500Z' } }));
+    assert.ok(both.verdict === 'activity');
+    assert.deepEqual(both.activity.receivedAt, new Date('2023-10-27T10:00:02.000Z'));
+  });
+
   test('a message without receivedAt, or with an unreadable one, leaving the field out', () => {
     for (const headers of [undefined, {}, { receivedAt: 'yesterday' }, { receivedAt: 42 }]) {
       const result = parseDelivery(message(event('e-1'), { messageId: 'e-1', headers }));
+      assert.ok(result.verdict === 'activity');
+      assert.equal('receivedAt' in result.activity, false);
+    }
+    for (const receivedAt of ['yesterday', 42, null]) {
+      const result = parseDelivery(message(event('e-1', { receivedAt }), { messageId: 'e-1' }));
       assert.ok(result.verdict === 'activity');
       assert.equal('receivedAt' in result.activity, false);
     }

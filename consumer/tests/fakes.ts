@@ -221,7 +221,7 @@ export function event(id: string, overrides: Partial<Record<keyof QueueMessage, 
 }
 
 export function deliverEvent(channel: FakeChannel, id: string): Delivery {
-  return channel.deliver(event(id), { messageId: id, headers: { receivedAt: '2023-10-27T10:00:01.000Z' } });
+  return channel.deliver(event(id, { receivedAt: '2023-10-27T10:00:01.000Z' }), { messageId: id });
 }
 
 /** The activity a valid delivery parses to, as the consumer's onDelivery hands it to the writer. */

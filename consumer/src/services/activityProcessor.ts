@@ -53,7 +53,8 @@ export function parseDelivery(message: IncomingMessage): Parsed {
   // Both ids were checked above. Without either, hash the body: a redelivery of the same bytes maps to
   // the same _id, so it still collides instead of duplicating.
   const id = (messageId ?? event.id ?? idFromContent(message.content)) as string;
-  const receivedAt = parseReceivedAt(message.properties.headers?.[RECEIVED_AT]);
+  // In the body since the API stopped sending the header; a message queued before then has the header.
+  const receivedAt = parseReceivedAt(event.receivedAt ?? message.properties.headers?.[RECEIVED_AT]);
   const activity: ParsedActivity = {
     _id: id,
     id,
@@ -84,7 +85,7 @@ function isId(value: unknown): value is string {
   return typeof value === 'string' && value.length > 0 && value.length <= MAX_ID_LENGTH && value.isWellFormed() && !/[\u0000-\u001f\u007f]/.test(value);
 }
 
-/** The API's receive time; a missing or unreadable header is left out, never a reason to reject. */
+/** The API's receive time; a missing or unreadable one is left out, never a reason to reject. */
 function parseReceivedAt(value: unknown): Date | undefined {
   if (typeof value !== 'string') return undefined;
   const date = new Date(value);
