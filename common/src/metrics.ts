@@ -7,8 +7,13 @@ interface Metric {
 }
 
 function labelText(labels: Labels): string {
-  const parts = Object.entries(labels).map(([key, value]) => `${key}="${value.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')}"`);
+  const parts = Object.entries(labels).map(([key, value]) => `${key}="${escapeLabel(value)}"`);
   return parts.length === 0 ? '' : `{${parts.join(',')}}`;
+}
+
+/** Backslash, double quote and newline escaped, as the text format requires; most values have none. */
+function escapeLabel(value: string): string {
+  return /[\\"\n]/.test(value) ? value.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n') : value;
 }
 
 export class Counter implements Metric {
