@@ -28,9 +28,8 @@ export function createLogger(bindings: Fields = {}, options: LoggerOptions = {})
 
   const log = (level: LevelName) => (msg: string, fields: Fields = {}) => {
     if (LEVELS[level] < min) return;
-    const { err, ...rest } = fields;
-    const line: Record<string, unknown> = { level: LEVELS[level], time: now(), ...bindings, ...rest, msg };
-    if (err !== undefined) line.err = serializeError(err);
+    const line: Record<string, unknown> = { level: LEVELS[level], time: now(), ...bindings, ...fields, msg };
+    if (fields.err !== undefined) line.err = serializeError(fields.err);
     write(JSON.stringify(line));
   };
 
