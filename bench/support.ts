@@ -1,6 +1,6 @@
 // Shared by the bench scripts: start a service process on a runtime, run wrk, print a table.
 import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import amqp from 'amqplib';
 import { assertTopology, queueArguments } from '@event-tracker/common/topology.ts';
@@ -100,6 +100,23 @@ export function cpuMicros(pid: number): number {
   // Fields 14 and 15 of /proc/<pid>/stat, counted after the parenthesised command name.
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
   return ((Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SECOND) * 1e6;
+}
+
+/**
+ * CPU time, in seconds, of every process whose command name (/proc/<pid>/comm) is one of `names`,
+ * such as the broker (`beam.smp`) or the database (`mongod`, or `ferretdb` and `postgres`).
+ */
+export function cpuSecondsOf(names: readonly string[]): number {
+  let micros = 0;
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (names.includes(readFileSync(`/proc/${entry}/comm`, 'utf8').trim())) micros += cpuMicros(Number(entry));
+    } catch {
+      // The process ended between the listing and the read.
+    }
+  }
+  return micros / 1e6;
 }
 
 /** USER_HZ, which Linux fixes at 100 for /proc on every architecture it runs on here. */
