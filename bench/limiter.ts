@@ -1,6 +1,6 @@
 // Rate limiter cost, in process: checks/s for one hot key and for 100k and 1M distinct keys,
-// memory per tracked key (heap plus typed-array backing stores) with 1 entry and a full log,
-// and the time of a sweep over 1M expired keys, whole and per chunk.
+// memory per tracked key with 1 entry and a full log (heap plus typed-array backing stores, each
+// counted once), and the time of a sweep over 1M expired keys, whole and per chunk.
 // Usage: node --expose-gc --import tsx bench/limiter.ts   or   bun bench/limiter.ts
 import { SlidingLogLimiter } from '../api/src/middlewares/rateLimiter.ts';
 import { table } from './support.ts';
@@ -31,7 +31,9 @@ function memoryNow(): number {
   collect!();
   collect!();
   const usage = process.memoryUsage();
-  return usage.heapUsed + usage.arrayBuffers;
+  // Bun's heapUsed already includes ArrayBuffer backing stores (JavaScriptCore's "extra memory"),
+  // Node's does not: adding arrayBuffers on Bun would count every typed array twice.
+  return runtime.Bun ? usage.heapUsed : usage.heapUsed + usage.arrayBuffers;
 }
 
 function bytesPerKey(count: number, hitsPerKey: number): number {

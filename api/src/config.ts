@@ -5,6 +5,7 @@ import { parseIpRange } from './clientKey.ts';
 import type { IpRange, TrustProxy } from './clientKey.ts';
 import { MAX_EVENT_BYTES } from '@event-tracker/common/eventContract.ts';
 import { parseCorsPolicy, type CorsPolicy } from './middlewares/cors.ts';
+import { MAX_WINDOW_MS } from './middlewares/rateLimiter.ts';
 import { parseWriteKeys, type WriteKeys } from './middlewares/writeKey.ts';
 import type { LevelName } from '@event-tracker/common/logger.ts';
 import type { TopologyOptions } from '@event-tracker/common/topology.ts';
@@ -127,7 +128,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     heartbeatSeconds,
     rateLimit: {
       maxRequests: read.integer('RATE_LIMIT_MAX_REQUESTS', 1),
-      windowMs: read.integer('RATE_LIMIT_WINDOW_MS', 1_000),
+      windowMs: read.integer('RATE_LIMIT_WINDOW_MS', 1_000, MAX_WINDOW_MS),
       maxKeys: read.integer('RATE_LIMIT_MAX_KEYS', 1),
       sweepIntervalMs: read.integer('RATE_LIMIT_SWEEP_INTERVAL_MS', 1_000),
       ipv6Prefix: read.integer('RATE_LIMIT_IPV6_PREFIX', 1, 128),

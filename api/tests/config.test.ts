@@ -224,6 +224,7 @@ describe('loadConfig', () => {
     assert.ok(problems.includes('API_PORT must be an integer from 0 to 65535 (got "70000")'));
     assert.ok(problems.includes('QUEUE_TYPE must be one of quorum, classic (got "stream")'));
     assert.ok(problems.includes('MAX_BODY_BYTES must be an integer from 1 to 1048576 (got "-1")'));
+    assert.ok(problems.includes('RATE_LIMIT_WINDOW_MS must be an integer from 1000 to 1073741824 (got "10")'));
   });
 
   test('the error message is the problems, one per line', () => {

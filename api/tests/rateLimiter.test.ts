@@ -6,9 +6,10 @@ import { createApiMetrics } from '../src/apiMetrics.ts';
 import { VALID_EVENT, fakeClock, postJson, startApp } from './helpers.ts';
 import { limiterContract } from './limiterContract.ts';
 
-function limiter(options: { maxRequests?: number; windowMs?: number; maxKeys?: number; shards?: number } = {}) {
-  const clock = fakeClock();
-  const instance = new SlidingLogLimiter({ maxRequests: 50, windowMs: 60_000, maxKeys: 1_000, now: clock.now, ...options });
+function limiter(options: { maxRequests?: number; windowMs?: number; maxKeys?: number; shards?: number; start?: number } = {}) {
+  const { start, ...policy } = options;
+  const clock = fakeClock(start);
+  const instance = new SlidingLogLimiter({ maxRequests: 50, windowMs: 60_000, maxKeys: 1_000, now: clock.now, ...policy });
   return { limiter: instance, clock };
 }
 
@@ -123,6 +124,91 @@ describe('SlidingLogLimiter: what only the in-process store has (eviction, sweep
     while (!instance.sweep(1));
     assert.equal(instance.size, 1);
     assert.equal(instance.hit('k3').remaining, 48);
+  });
+});
+
+describe('SlidingLogLimiter: how it stores the times (32-bit milliseconds, logs that grow into shared rows)', () => {
+  test('keeps ages exact across the point where its 32-bit times wrap around', () => {
+    const { limiter: instance, clock } = limiter({ maxRequests: 2, windowMs: 1_000, start: 2 ** 32 - 500 });
+    instance.hit('a');
+    clock.advance(600); // now 2^32 + 100: stored as 100, after the first request's 2^32 - 500
+    assert.equal(instance.hit('a').resetMs, 400, 'the first request is 600 ms old');
+    assert.equal(instance.hit('a').allowed, false);
+    clock.advance(399);
+    assert.equal(instance.hit('a').allowed, false, '1 ms before the first request leaves');
+    clock.advance(1);
+    assert.equal(instance.hit('a').allowed, true);
+    clock.advance(1_000);
+    assert.equal(instance.sweep(), true);
+    assert.equal(instance.size, 0, 'the sweep sees the wrapped times as old');
+  });
+
+  test('a sub-millisecond clock counts whole milliseconds, and a retry after resetMs succeeds', () => {
+    const { limiter: instance, clock } = limiter({ maxRequests: 1, windowMs: 1_000, start: 0.7 });
+    instance.hit('a');
+    clock.advance(500.6);
+    const refused = instance.hit('a');
+    assert.equal(refused.resetMs, 499);
+    clock.advance(refused.resetMs - 1);
+    assert.equal(instance.hit('a').allowed, false);
+    clock.advance(1);
+    assert.equal(instance.hit('a').allowed, true);
+  });
+
+  test('a log keeps its times oldest first while it grows to the limit, even when its ring had wrapped', () => {
+    const { limiter: instance, clock } = limiter({ maxRequests: 5, windowMs: 1_000, start: 0 });
+    instance.hit('a');
+    clock.advance(10);
+    instance.hit('a'); // two slots, both used
+    clock.advance(990);
+    instance.hit('a'); // the first request leaves; the new one wraps round to the first slot
+    const remaining = [instance.hit('a').remaining]; // grows to four slots
+    clock.advance(1);
+    remaining.push(instance.hit('a').remaining, instance.hit('a').remaining); // grows to the limit
+    assert.deepEqual(remaining, [2, 1, 0]);
+    const refused = instance.hit('a');
+    assert.equal(refused.allowed, false);
+    assert.equal(refused.resetMs, 9, 'the oldest is still the request at 10 ms');
+    clock.advance(9);
+    assert.equal(instance.hit('a').allowed, true, 'it leaves at 1 010 ms');
+    assert.equal(instance.hit('a').resetMs, 990, 'and the next oldest is from 1 000 ms');
+  });
+
+  test('a full log given up by the sweep is reused by the next client that fills one, apart from those in use', () => {
+    const { limiter: instance, clock } = limiter({ maxRequests: 3, windowMs: 1_000, start: 0 });
+    instance.hit('a');
+    instance.hit('a');
+    clock.advance(1);
+    instance.hit('a'); // a's log has grown to the limit
+    clock.advance(999);
+    instance.hit('a'); // two requests leave: a's oldest is no longer in the first slot
+    clock.advance(500);
+    for (let i = 0; i < 3; i++) instance.hit('b');
+    clock.advance(500);
+    assert.equal(instance.sweep(), true);
+    assert.equal(instance.size, 1, 'a was forgotten, b kept');
+    assert.deepEqual([1, 2, 3].map(() => instance.hit('c').remaining), [2, 1, 0]);
+    clock.advance(1);
+    assert.deepEqual([1, 2, 3].map(() => instance.hit('a').remaining), [2, 1, 0], 'a starts again from nothing');
+    for (const [client, resetMs] of [['c', 999], ['b', 499]] as const) {
+      const { allowed, resetMs: measured } = instance.hit(client);
+      assert.deepEqual({ allowed, resetMs: measured }, { allowed: false, resetMs }, `${client} keeps its own times`);
+    }
+  });
+
+  test('a full log given up by eviction is reused without mixing clients', () => {
+    const { limiter: instance, clock } = limiter({ maxRequests: 3, windowMs: 1_000, maxKeys: 1, shards: 1, start: 0 });
+    for (let i = 0; i < 3; i++) instance.hit('a');
+    clock.advance(100);
+    assert.deepEqual([1, 2, 3, 4].map(() => instance.hit('b').allowed), [true, true, true, false]);
+    assert.equal(instance.evictions, 1);
+    assert.equal(instance.hit('b').resetMs, 1_000);
+    assert.equal(instance.hit('a').remaining, 2, 'evicting b, a starts again from nothing');
+  });
+
+  test('refuses a window too long for its 32-bit times (over 2^30 ms, about 12 days)', () => {
+    assert.throws(() => limiter({ windowMs: 2 ** 30 + 1 }), RangeError);
+    assert.equal(limiter({ windowMs: 2 ** 30 }).limiter.hit('a').resetMs, 2 ** 30);
   });
 });
 
