@@ -40,7 +40,7 @@ interface Contender {
 const redis = await RedisServer.start();
 const batchFile = join(tmpdir(), `bench-side-batch-${process.pid}.json`);
 const event = { userId: 'a1b2c3d4-e5f6-7890-1234-567890abcdef', eventType: 'user_login', timestamp: '2023-10-27T10:00:00Z', payload: { ipAddress: '192.168.1.1', device: 'desktop', browser: 'Chrome' } };
-writeFileSync(batchFile, JSON.stringify({ events: Array.from({ length: BATCH_EVENTS }, () => event) }));
+writeFileSync(batchFile, JSON.stringify({ batch: Array.from({ length: BATCH_EVENTS }, () => event) }));
 
 const apiEnv = (queue: string, extra: Record<string, string> = {}) => ({
   RABBITMQ_URL: rabbitmqUrl,

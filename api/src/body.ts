@@ -13,6 +13,7 @@ import { BodyTimeout, BodyTooLarge, InvalidEvent, UnsupportedMediaType } from '.
  * (RFC 8259 JSON is UTF-8).
  */
 export function requireJson(contentType: string | undefined): void {
+  if (contentType === 'application/json') return; // what nearly every client sends
   const [mediaType = '', ...parameters] = (contentType ?? '').split(';').map((part) => part.trim().toLowerCase());
   const charsetOk = parameters.every((parameter) => !parameter.startsWith('charset=') || /^charset="?utf-8"?$/.test(parameter));
   if ((mediaType !== 'application/json' && mediaType !== 'text/plain') || !charsetOk) throw new UnsupportedMediaType();
