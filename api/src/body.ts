@@ -60,7 +60,7 @@ export function readBody(req: IncomingMessage, maxBytes: number, timeoutMs: numb
           decoder.destroy();
         }
         reject(error);
-      } else resolve(Buffer.concat(chunks, size));
+      } else resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
     };
     const onData = (chunk: Buffer) => {
       size += chunk.length;

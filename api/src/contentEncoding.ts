@@ -14,7 +14,8 @@ export type Encoding = (typeof SUPPORTED_ENCODINGS)[number];
  * of an ingestion API needs them and each layer multiplies the work a small body can cost.
  */
 export function contentEncoding(header: string | undefined): Encoding | undefined {
-  const codings = (header ?? '')
+  if (header === undefined) return undefined;
+  const codings = header
     .split(',')
     .map((coding) => coding.trim().toLowerCase())
     .filter((coding) => coding !== '' && coding !== 'identity');
