@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import amqp from 'amqplib';
 import { MongoClient } from 'mongodb';
 import { assertTopology } from '@event-tracker/common/topology.ts';
-import { clearQueues, cpuMicros, cpuSecondsOf, median, requireEnv, startService, stopService, table, type Runtime } from './support.ts';
+import { clearQueues, cpuMicros, cpuSecondsBetween, cpuSecondsOf, median, requireEnv, startService, stopService, table, type Runtime } from './support.ts';
 
 const rabbitmqUrl = requireEnv('RABBITMQ_URL');
 const databaseUrl = requireEnv('DATABASE_URL');
@@ -20,11 +20,14 @@ const settings = (process.env.BENCH_SETTINGS ?? '200x100,500x250,1000x500').spli
 const BROKER = ['beam.smp'];
 const DATABASE = ['mongod', 'ferretdb', 'postgres'];
 const cores = () => ({ broker: cpuSecondsOf(BROKER), database: cpuSecondsOf(DATABASE), wall: performance.now() / 1000 });
-/** CPU seconds each side used per wall second since `before`: 2.0 is both cores of this machine. */
+/**
+ * CPU seconds each side used per wall second since `before`: 2.0 is both cores of this machine. A
+ * database process that ended meanwhile (a FerretDB backend) is not counted, so the database's share is a floor.
+ */
 function coresSince(before: ReturnType<typeof cores>, ownSeconds: number): string {
   const after = cores();
   const wall = after.wall - before.wall;
-  const used = [ownSeconds, after.broker - before.broker, after.database - before.database].map((seconds) => seconds / wall);
+  const used = [ownSeconds, cpuSecondsBetween(before.broker, after.broker), cpuSecondsBetween(before.database, after.database)].map((seconds) => seconds / wall);
   return `${used.map((share) => share.toFixed(2)).join(' / ')} (${used.reduce((a, b) => a + b).toFixed(2)})`;
 }
 

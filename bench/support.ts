@@ -103,20 +103,27 @@ export function cpuMicros(pid: number): number {
 }
 
 /**
- * CPU time, in seconds, of every process whose command name (/proc/<pid>/comm) is one of `names`,
- * such as the broker (`beam.smp`) or the database (`mongod`, or `ferretdb` and `postgres`).
+ * CPU time so far, in seconds by pid, of every process whose command name (/proc/<pid>/comm) is one
+ * of `names`, such as the broker (`beam.smp`) or the database (`mongod`, or `ferretdb` and `postgres`).
  */
-export function cpuSecondsOf(names: readonly string[]): number {
-  let micros = 0;
+export function cpuSecondsOf(names: readonly string[]): Map<number, number> {
+  const seconds = new Map<number, number>();
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     try {
-      if (names.includes(readFileSync(`/proc/${entry}/comm`, 'utf8').trim())) micros += cpuMicros(Number(entry));
+      if (names.includes(readFileSync(`/proc/${entry}/comm`, 'utf8').trim())) seconds.set(Number(entry), cpuMicros(Number(entry)) / 1e6);
     } catch {
       // The process ended between the listing and the read.
     }
   }
-  return micros / 1e6;
+  return seconds;
+}
+
+/** CPU seconds used between two readings of cpuSecondsOf; a process that ended in between is not counted. */
+export function cpuSecondsBetween(before: ReadonlyMap<number, number>, after: ReadonlyMap<number, number>): number {
+  let seconds = 0;
+  for (const [pid, total] of after) seconds += total - (before.get(pid) ?? 0);
+  return seconds;
 }
 
 /** USER_HZ, which Linux fixes at 100 for /proc on every architecture it runs on here. */
