@@ -27,7 +27,7 @@ describe('CORS', () => {
     assert.equal((await postJson(`${app.url}/api/v1/activities`, VALID_EVENT, { origin: SHOP })).status, 202, 'the preflights left the one request');
   });
 
-  test('puts Allow-Origin and Expose-Headers (Retry-After, RateLimit-*) on every ingestion answer, errors included', async (t) => {
+  test('puts Allow-Origin and Expose-Headers (Retry-After, RateLimit-*) on every ingestion answer to a request with Origin, errors included; none without Origin', async (t) => {
     const app = await startApp(t, { env: { RATE_LIMIT_MAX_REQUESTS: '1' } });
     for (const status of [202, 429]) {
       const answer = await postJson(`${app.url}/api/v1/activities`, VALID_EVENT, { origin: SHOP });
