@@ -2,11 +2,16 @@
 // stored, at several PREFETCH/BATCH_SIZE settings; and a bare insertMany loop of the same
 // documents against the same database in the same run, so the consumer's overhead is a ratio; with
 // the cores each side used meanwhile (from /proc), which say whether the machine or the consumer sets the pace.
-// Usage: RABBITMQ_URL=... DATABASE_URL=... node --import tsx bench/consumer.ts   (BENCH_EVENTS, BENCH_SETTINGS, BENCH_RUNTIMES, BENCH_RUNS)
+// Usage: RABBITMQ_URL=... DATABASE_URL=... node --import tsx bench/consumer.ts   (BENCH_EVENTS, BENCH_SETTINGS, BENCH_RUNTIMES, BENCH_RUNS;
+// BENCH_CPU_PROFILE=1 also takes a --cpu-prof profile of each Node consumer and prints its CPU per event by kind of code)
 import { randomUUID } from 'node:crypto';
+import { mkdtempSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import amqp from 'amqplib';
 import { MongoClient } from 'mongodb';
 import { assertTopology } from '@event-tracker/common/topology.ts';
+import { perRequestTable } from './cpuProfile.ts';
 import { clearQueues, cpuMicros, cpuSecondsBetween, cpuSecondsOf, median, requireEnv, startService, stopService, table, type Runtime } from './support.ts';
 
 const rabbitmqUrl = requireEnv('RABBITMQ_URL');
@@ -14,6 +19,7 @@ const databaseUrl = requireEnv('DATABASE_URL');
 const events = Number(process.env.BENCH_EVENTS ?? 20_000);
 const runtimes = (process.env.BENCH_RUNTIMES ?? 'node26,bun,node20-tsx').split(',') as Runtime[];
 const runs = Number(process.env.BENCH_RUNS ?? 3);
+const profiling = process.env.BENCH_CPU_PROFILE === '1';
 const settings = (process.env.BENCH_SETTINGS ?? '200x100,500x250,1000x500').split(',').map((s) => s.split('x').map(Number) as [number, number]);
 
 /** Where the two cores go: the broker, and the database (MongoDB, or FerretDB on PostgreSQL). */
@@ -95,7 +101,10 @@ interface Run {
 
 async function consumerRun(runtime: Runtime, name: string, prefetch: number, batchSize: number): Promise<Run> {
   await prefill(name, bodies);
+  // Bun takes no flags from NODE_OPTIONS, so only the Node consumers are profiled.
+  const profileDir = profiling && runtime !== 'bun' ? mkdtempSync(join(tmpdir(), 'consumer-profile-')) : undefined;
   const consumer = await startService('consumer', runtime, {
+    ...(profileDir === undefined ? {} : { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${profileDir}` }),
     RABBITMQ_URL: rabbitmqUrl,
     DATABASE_URL: databaseNamed(name),
     QUEUE_NAME: name,
@@ -110,6 +119,11 @@ async function consumerRun(runtime: Runtime, name: string, prefetch: number, bat
   const eventsPerSecond = await storeRate(consumer.port, events);
   const used = coresSince(before, (cpuMicros(consumer.child.pid!) - cpuBefore) / 1e6);
   await stopService(consumer);
+  if (profileDir !== undefined) {
+    const file = readdirSync(profileDir).find((entry) => entry.endsWith('.cpuprofile'))!;
+    console.log(`\n### CPU per event of the consumer on ${runtime}, ${prefetch} x ${batchSize}, over its whole life (${join(profileDir, file)})\n`);
+    console.log(perRequestTable(join(profileDir, file), events, 'event'));
+  }
   await clearQueues(rabbitmqUrl, 'delete', name, `${name}.dead`);
   const client = new MongoClient(databaseNamed(name));
   try {

@@ -21,14 +21,15 @@ function kindOf({ functionName, url }: ProfileNode['callFrame']): string {
   if (['(idle)', '(program)', '(garbage collector)'].includes(functionName)) return functionName;
   if (/^(writeUtf8String|writeBuffer|writev|writeHeadAndEnd|writeBuffered)$/.test(functionName)) return 'socket writes (kernel)';
   if (url.includes('/amqplib/')) return 'amqplib';
-  if (/\/(api|common)\/src\//.test(url)) return 'event-tracker code';
+  if (/\/node_modules\/(mongodb|bson)\//.test(url)) return 'mongodb driver and bson';
+  if (/\/(api|consumer|common)\/src\//.test(url)) return 'event-tracker code';
   if (url.includes('/bench/')) return 'bench server and its framework';
   if (url.startsWith('node:') || url.startsWith('internal:')) return 'runtime library (http, streams, timers, events)';
   return 'native and other';
 }
 
-/** The table: µs per request by kind of code, busiest first, then the busy total. */
-export function perRequestTable(file: string, requests: number): string {
+/** The table: µs per request (or per event: `requests` is the divisor) by kind of code, busiest first, then the busy total. */
+export function perRequestTable(file: string, requests: number, unit = 'request'): string {
   const profile = JSON.parse(readFileSync(file, 'utf8')) as Profile;
   const nodes = new Map(profile.nodes.map((node) => [node.id, node]));
   const micros = new Map<string, number>();
@@ -38,5 +39,5 @@ export function perRequestTable(file: string, requests: number): string {
   });
   const busy = [...micros].filter(([kind]) => kind !== '(idle)').reduce((sum, [, value]) => sum + value, 0);
   const rows = [...micros].sort((a, b) => b[1] - a[1]).map(([kind, value]) => `| ${kind} | ${(value / requests).toFixed(1)} |`);
-  return ['| kind of code | µs per request |', '|---|---:|', ...rows, `| **busy (all but idle)** | **${(busy / requests).toFixed(1)}** |`].join('\n');
+  return [`| kind of code | µs per ${unit} |`, '|---|---:|', ...rows, `| **busy (all but idle)** | **${(busy / requests).toFixed(1)}** |`].join('\n');
 }

@@ -5,7 +5,7 @@
 // Runs alternate, so drift on a shared machine hits every server alike; each figure is a median.
 // CPU per request is the server process's user + system time over the run, divided by requests.
 // Usage: RABBITMQ_URL=... node --import tsx bench/sideBySide.ts   (BENCH_SECONDS, BENCH_RUNS, BENCH_CONNECTIONS)
-import { writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RedisServer } from '../tests/support/redisServer.ts';
@@ -70,7 +70,8 @@ const contenders: Contender[] = [
     name: `event-tracker API, Node 26, batch route (${BATCH_EVENTS} events, -c${BATCH_CONNECTIONS})`,
     events: BATCH_EVENTS,
     connections: BATCH_CONNECTIONS,
-    path: '/api/v1/activities/batch', bodyFile: batchFile,
+    path: '/api/v1/activities/batch',
+    bodyFile: batchFile,
     queue: queue('api_batch'),
     start: api('node26'),
   },
@@ -102,6 +103,7 @@ try {
   await Promise.all(running.map((server) => stopService(server)));
   await clearQueues(rabbitmqUrl, 'delete', ...contenders.flatMap((contender) => [contender.queue, `${contender.queue}.dead`]));
   await redis.stop();
+  rmSync(batchFile, { force: true });
 }
 
 const baselineRps = median(samples.get(contenders[0]!)!.map((sample) => sample.result.requestsPerSecond));
