@@ -130,7 +130,8 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
       maxRequests: read.integer('RATE_LIMIT_MAX_REQUESTS', 1),
       windowMs: read.integer('RATE_LIMIT_WINDOW_MS', 1_000, MAX_WINDOW_MS),
       maxKeys: read.integer('RATE_LIMIT_MAX_KEYS', 1),
-      sweepIntervalMs: read.integer('RATE_LIMIT_SWEEP_INTERVAL_MS', 1_000),
+      // With the window, what keeps every age the limiter reads under 2^32 ms (see MAX_WINDOW_MS).
+      sweepIntervalMs: read.integer('RATE_LIMIT_SWEEP_INTERVAL_MS', 1_000, MAX_WINDOW_MS),
       ipv6Prefix: read.integer('RATE_LIMIT_IPV6_PREFIX', 1, 128),
       store: readRateLimitStore(read),
     },

@@ -225,6 +225,9 @@ describe('loadConfig', () => {
     assert.ok(problems.includes('QUEUE_TYPE must be one of quorum, classic (got "stream")'));
     assert.ok(problems.includes('MAX_BODY_BYTES must be an integer from 1 to 1048576 (got "-1")'));
     assert.ok(problems.includes('RATE_LIMIT_WINDOW_MS must be an integer from 1000 to 1073741824 (got "10")'));
+    assert.deepEqual(problemsOf({ RABBITMQ_URL: 'amqp://localhost', RATE_LIMIT_SWEEP_INTERVAL_MS: '2000000000' }), [
+      'RATE_LIMIT_SWEEP_INTERVAL_MS must be an integer from 1000 to 1073741824 (got "2000000000")',
+    ]);
   });
 
   test('the error message is the problems, one per line', () => {

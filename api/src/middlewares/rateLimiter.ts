@@ -45,8 +45,9 @@ const DEFAULT_SHARDS = 64;
 
 /**
  * An age the limiter reads is under two windows plus a sweep interval (a client's oldest time is
- * within a window of its newest, and the sweep forgets it a window after its newest): with windows
- * up to 2^30 ms that stays far below the 2^32 ms at which 32-bit times wrap.
+ * within a window of its newest, and the sweep forgets it a window after its newest): with the
+ * window and the sweep interval each at most 2^30 ms (config.ts), that stays below the 2^32 ms at
+ * which 32-bit times wrap.
  */
 export const MAX_WINDOW_MS = 2 ** 30;
 
