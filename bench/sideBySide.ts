@@ -122,3 +122,6 @@ const rows = contenders.map((contender) => {
   };
 });
 table(`Side by side: wrk -c${connections}, ${seconds} s per run, median of ${runs} alternating runs`, rows);
+// An answer other than 2xx means that server did other work than the rest: its row compares nothing.
+const failed = rows.filter((row) => row.errors > 0).map((row) => row.server);
+if (failed.length > 0) throw new Error(`non-2xx answers or socket errors from: ${failed.join('; ')}`);
