@@ -56,7 +56,9 @@ describe('write keys', () => {
   });
 
   test('answer 401 before reading the body: a request whose body never comes is refused at once', async (t) => {
-    const app = await startApp(t, { env: KEYS });
+    // Were the body read first, its 1 s deadline would answer 408 (or cut the connection), and the
+    // assertions below would say so, rather than the test timing out.
+    const app = await startApp(t, { env: { ...KEYS, REQUEST_TIMEOUT_MS: '1000', HEADERS_TIMEOUT_MS: '1000' } });
     const upload = request(`${app.url}/v1/batch`, { method: 'POST', headers: { 'content-type': 'application/json', 'content-length': '100000' } });
     upload.on('error', () => {}); // the server closes the connection after answering
     upload.write('{"batch":[');
