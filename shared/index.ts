@@ -45,8 +45,12 @@ export type ReceivedAtHeader = 'receivedAt';
 
 /** The document the consumer stores in the `activities` collection. */
 export interface StoredActivity {
-  /** The event id; `_id` makes redelivered messages collide instead of duplicating. */
+  /**
+   * The event id, so a redelivered message collides instead of duplicating; with WRITE_KEYS, an id
+   * another source's event already holds is stored as `<source>:<id>` (ids are unique per source).
+   */
   readonly _id: string;
+  /** The event id, as the API answered it. */
   readonly id: string;
   readonly userId: string;
   readonly eventType: string;

@@ -1,5 +1,9 @@
 // The `activities` collection through the official driver: indexes, idempotent batch inserts that
 // give each document its verdict (stored, duplicate, rejected, retry), and a ping for health.
+//
+// `_id` is the event id, so a redelivery collides instead of duplicating. With WRITE_KEYS an id is
+// deduplicated per source: a document whose id another source's event already holds is stored under
+// `<source>:<id>` instead of being dropped as that event's duplicate (ARCHITECTURE.md, "Ids per source").
 import { BSON, MongoBulkWriteError, MongoInvalidArgumentError, type Db, type MongoClientOptions } from 'mongodb';
 import type { StoredActivity } from '@event-tracker/shared';
 import { DUPLICATE, RETRY, STORED, rejection, type Verdict } from './services/verdict.ts';
@@ -34,6 +38,8 @@ const TRANSIENT_CODES = new Set([6, 7, 50, 63, 64, 89, 91, 150, 189, 262, 9001, 
 export interface InsertOutcome {
   /** One verdict per document, in the order given: stored, duplicate, rejected or retry. */
   readonly verdicts: readonly Verdict[];
+  /** The `_id`s (`<source>:<id>`) of documents stored apart because another source's event held their id. */
+  readonly crossSource?: readonly string[];
   /** Why some or all documents were not stored, for the log. */
   readonly error?: unknown;
 }
@@ -46,14 +52,19 @@ export interface ActivityStore {
   ping(timeoutMs: number): Promise<boolean>;
 }
 
-export function createActivityStore(db: Db): ActivityStore {
+/** `w`: DATABASE_WRITE_CONCERN; with `j`, an acknowledged write is on disk as well. */
+export function createActivityStore(db: Db, w: 'majority' | number = 'majority'): ActivityStore {
   const collection = db.collection<StoredActivity>(COLLECTION);
 
   async function insertBatch(docs: readonly StoredActivity[]): Promise<InsertOutcome> {
+    return keepPerSource(docs, await insertAll(docs));
+  }
+
+  async function insertAll(docs: readonly StoredActivity[]): Promise<InsertOutcome> {
     try {
-      // Unordered, so one bad document does not stop the rest; majority + journal, so an
-      // acknowledged write survives a primary failover and a crash, which is what lets us ack.
-      await collection.insertMany([...docs], { ordered: false, writeConcern: { w: 'majority', j: true } });
+      // Unordered, so one bad document does not stop the rest; majority + journal (the default), so
+      // an acknowledged write survives a primary failover and a crash, which is what lets us ack.
+      await collection.insertMany([...docs], { ordered: false, writeConcern: { w, j: true } });
       return { verdicts: docs.map(() => STORED) };
     } catch (error) {
       if (!isEncodingError(error)) return { verdicts: verdictsAfter(docs.length, error), error };
@@ -62,11 +73,43 @@ export function createActivityStore(db: Db): ActivityStore {
       const problems = docs.map(encodingProblem);
       const rest = docs.filter((_, index) => problems[index] === undefined);
       if (rest.length === docs.length) return { verdicts: docs.map(() => RETRY), error };
-      const written = rest.length === 0 ? { verdicts: [] } : await insertBatch(rest);
+      const written = rest.length === 0 ? { verdicts: [] } : await insertAll(rest);
       let next = 0;
       const verdicts = problems.map((problem) => (problem === undefined ? (written.verdicts[next++] ?? RETRY) : rejection('unencodable', problem)));
       return { verdicts, error: written.error ?? error };
     }
+  }
+
+  /**
+   * A duplicate that came with a source may be another source's event with the same id: the stored
+   * document says whose it is. Another source's (or none's, stored before WRITE_KEYS) means this
+   * event is new: it is written again under `<source>:<id>`, which no plain id can take since the
+   * API's ids are UUIDs and a source name holds no ':'. Without a source a duplicate stays one.
+   * Costs a read only when a batch meets a duplicate.
+   */
+  async function keepPerSource(docs: readonly StoredActivity[], outcome: InsertOutcome): Promise<InsertOutcome> {
+    const suspects = docs.flatMap((doc, index) => (doc.source !== undefined && outcome.verdicts[index]?.verdict === 'duplicate' ? [index] : []));
+    if (suspects.length === 0) return outcome;
+    const verdicts = [...outcome.verdicts];
+    let holders: Map<string, string | undefined>;
+    try {
+      const found = await collection.find({ _id: { $in: suspects.map((index) => docs[index]!._id) } }, { projection: { source: 1 } }).toArray();
+      holders = new Map(found.map((doc) => [doc._id, doc.source]));
+    } catch (error) {
+      // Whose the stored documents are is unknown: write these again, the whole question with them.
+      for (const index of suspects) verdicts[index] = RETRY;
+      return { verdicts, error };
+    }
+    // Gone since the insert (deleted by hand): the next attempt can take the plain id again.
+    for (const index of suspects) if (!holders.has(docs[index]!._id)) verdicts[index] = RETRY;
+    const others = suspects.filter((index) => holders.has(docs[index]!._id) && holders.get(docs[index]!._id) !== docs[index]!.source);
+    if (others.length === 0) return { ...outcome, verdicts };
+    const apart = others.map((index) => ({ ...docs[index]!, _id: `${docs[index]!.source}:${docs[index]!.id}` }));
+    const written = await insertAll(apart);
+    others.forEach((index, n) => (verdicts[index] = written.verdicts[n] ?? RETRY));
+    const crossSource = apart.filter((_, n) => written.verdicts[n]?.verdict === 'stored').map((doc) => doc._id);
+    const error = written.error ?? outcome.error;
+    return { verdicts, ...(crossSource.length > 0 ? { crossSource } : {}), ...(error === undefined ? {} : { error }) };
   }
 
   return {

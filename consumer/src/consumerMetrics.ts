@@ -7,6 +7,9 @@ export function createConsumerMetrics() {
     registry,
     stored: registry.add(new Counter('consumer_messages_stored_total', 'Messages written to the activities collection and acknowledged.')),
     duplicates: registry.add(new Counter('consumer_duplicates_skipped_total', 'Messages already stored (duplicate key), acknowledged without a new document.')),
+    crossSourceIds: registry.add(
+      new Counter('consumer_cross_source_ids_total', "Events stored as <source>:<id> because another source's event already held their id (WRITE_KEYS); both are kept."),
+    ),
     deadLettered: registry.add(
       new Counter('consumer_messages_dead_lettered_total', 'Messages copied to the dead-letter queue with their reason and acked, by cause: unparseable, contract, unencodable, refused.'),
     ),

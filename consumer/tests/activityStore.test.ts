@@ -1,22 +1,14 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type AddressInfo } from 'node:net';
-import { MongoBulkWriteError, MongoClient, MongoNetworkError, type BulkWriteResult, type Db, type WriteConcernError, type WriteError } from 'mongodb';
+import { MongoBulkWriteError, MongoClient, MongoNetworkError, type Db, type WriteConcernError } from 'mongodb';
 import type { StoredActivity } from '@event-tracker/shared';
 import { CLIENT_OPTIONS, COLLECTION, createActivityStore, verdictsAfter } from '../src/activityStore.ts';
 import { MAX_REASON_LENGTH, type Verdict } from '../src/services/verdict.ts';
 import { servicesMissing, serviceUrl, uniqueName } from '../../tests/support/services.ts';
+import { bulkError, FakeCollection, writeError } from './fakes.ts';
 
-// WriteError, WriteConcernError and BulkWriteResult are declared in the driver's types but not
-// exported at run time, so the tests build objects of their shape.
-const writeError = (index: number, code: number, errmsg = `E${code}`) => ({ index, code, errmsg }) as WriteError;
 const concernError = { code: 64, errmsg: 'waiting for replication timed out' } as WriteConcernError;
-
-/** The error insertMany throws for an unordered batch, built the way the driver builds it. */
-function bulkError(insertedCount: number, writeErrors: WriteError[], writeConcernError?: WriteConcernError) {
-  const result = { insertedCount, getWriteConcernError: () => writeConcernError } as unknown as BulkWriteResult;
-  return new MongoBulkWriteError({ message: 'bulk write failed', code: writeErrors[0]?.code ?? 0, writeErrors }, result);
-}
 
 /** Verdicts as short strings, so a batch reads at a glance: 'rejected:refused'. */
 function kinds(verdicts: readonly Verdict[]): string[] {
@@ -78,6 +70,84 @@ describe('verdictsAfter (what became of each document when insertMany threw)', (
   test('retries the whole batch on any other error (network, timeout)', () => {
     assert.deepEqual(kinds(verdictsAfter(2, new MongoNetworkError('connection reset'))), ['retry', 'retry']);
     assert.deepEqual(kinds(verdictsAfter(1, new Error('anything'))), ['retry']);
+  });
+});
+
+/** A document as the consumer writes it: `_id` is the event id; `source` only with WRITE_KEYS. */
+function sent(id: string, source?: string, payload: Record<string, unknown> = { n: 1 }): StoredActivity {
+  const at = new Date('2023-10-27T10:00:00Z');
+  return { _id: id, id, userId: 'u1', eventType: 'click', timestamp: at, payload, ...(source === undefined ? {} : { source }), processedAt: at };
+}
+
+describe("ids per source (WRITE_KEYS), against a collection with the driver's error shapes", () => {
+  test("stores an event whose id another source's event holds as <source>:<id>, keeping both, and names it", async () => {
+    const collection = new FakeCollection();
+    const store = createActivityStore(collection.db);
+    assert.deepEqual(kinds((await store.insertBatch([sent('x', 'beta', { by: 'beta' })])).verdicts), ['stored']);
+    const outcome = await store.insertBatch([sent('x', 'alpha', { by: 'alpha' }), sent('y', 'alpha')]);
+    assert.deepEqual(kinds(outcome.verdicts), ['stored', 'stored']);
+    assert.deepEqual(outcome.crossSource, ['alpha:x']);
+    assert.deepEqual(collection.docs.get('x')?.payload, { by: 'beta' });
+    assert.deepEqual(collection.docs.get('alpha:x'), { ...sent('x', 'alpha', { by: 'alpha' }), _id: 'alpha:x' });
+  });
+
+  test('a redelivery of the event stored apart is a duplicate, and is not named again', async () => {
+    const collection = new FakeCollection();
+    const store = createActivityStore(collection.db);
+    await store.insertBatch([sent('x', 'beta')]);
+    await store.insertBatch([sent('x', 'alpha')]);
+    const again = await store.insertBatch([sent('x', 'alpha')]);
+    assert.deepEqual(kinds(again.verdicts), ['duplicate']);
+    assert.equal(again.crossSource, undefined);
+    assert.deepEqual([...collection.docs.keys()], ['x', 'alpha:x']);
+  });
+
+  test('an id its own source already used is a duplicate, as without write keys', async () => {
+    const collection = new FakeCollection();
+    const store = createActivityStore(collection.db);
+    await store.insertBatch([sent('x', 'alpha')]);
+    const again = await store.insertBatch([sent('x', 'alpha', { other: true })]);
+    assert.deepEqual(kinds(again.verdicts), ['duplicate']);
+    assert.equal(again.crossSource, undefined);
+    assert.deepEqual([...collection.docs.keys()], ['x']);
+  });
+
+  test('without a source a duplicate stays a duplicate, without reading the stored document', async () => {
+    const collection = new FakeCollection();
+    const store = createActivityStore(collection.db);
+    await store.insertBatch([sent('x', 'alpha')]);
+    // A read would fail and turn the verdict into retry.
+    collection.failFind = true;
+    assert.deepEqual(kinds((await store.insertBatch([sent('x')])).verdicts), ['duplicate']);
+    assert.deepEqual([...collection.docs.keys()], ['x']);
+  });
+
+  test('an event with a source whose id an event stored before WRITE_KEYS holds is stored apart', async () => {
+    const collection = new FakeCollection();
+    const store = createActivityStore(collection.db);
+    await store.insertBatch([sent('x')]);
+    const outcome = await store.insertBatch([sent('x', 'alpha')]);
+    assert.deepEqual(kinds(outcome.verdicts), ['stored']);
+    assert.deepEqual(outcome.crossSource, ['alpha:x']);
+  });
+
+  test('two sources with the same id in one batch are both stored, the second apart; a source repeating it is a duplicate', async () => {
+    const collection = new FakeCollection();
+    const outcome = await createActivityStore(collection.db).insertBatch([sent('x', 'alpha'), sent('x', 'beta'), sent('x', 'beta'), sent('x', 'alpha')]);
+    assert.deepEqual(kinds(outcome.verdicts), ['stored', 'stored', 'duplicate', 'duplicate']);
+    assert.deepEqual(outcome.crossSource, ['beta:x']);
+    assert.deepEqual([...collection.docs.keys()], ['x', 'beta:x']);
+  });
+
+  test('retries a duplicate with a source when whose the stored document is cannot be read, and stores the rest', async () => {
+    const collection = new FakeCollection();
+    const store = createActivityStore(collection.db);
+    await store.insertBatch([sent('x', 'beta')]);
+    collection.failFind = true;
+    const outcome = await store.insertBatch([sent('x', 'alpha'), sent('y', 'alpha')]);
+    assert.deepEqual(kinds(outcome.verdicts), ['retry', 'stored']);
+    assert.ok(outcome.error instanceof MongoNetworkError);
+    assert.deepEqual(kinds((await store.insertBatch([sent('x', 'alpha')])).verdicts), ['stored'], 'the retry stores it apart');
   });
 });
 
@@ -216,6 +286,28 @@ describe('activity store against the MongoDB-protocol server', { skip: servicesM
     assert.deepEqual(shape(built), shape(real));
     assert.deepEqual(verdictsAfter(3, built), verdictsAfter(3, real));
     assert.deepEqual(kinds(verdictsAfter(3, real)), ['stored', 'duplicate', 'stored']);
+  });
+
+  // The same flow as the unit tests above, on the real server: its unordered insertMany, duplicate
+  // errors and find by `_id` are what the store relies on (FerretDB and MongoDB answer alike here).
+  test("keeps two sources' events with the same id, the later one as <source>:<id>; a redelivery of either is a duplicate", async () => {
+    const db = freshDb();
+    const store = createActivityStore(db);
+    assert.deepEqual(kinds((await store.insertBatch([sent('x', 'beta', { by: 'beta' }), sent('y', 'beta')])).verdicts), ['stored', 'stored']);
+    const apart = await store.insertBatch([sent('x', 'alpha', { by: 'alpha' }), sent('z', 'alpha'), sent('y', 'beta')]);
+    assert.deepEqual(kinds(apart.verdicts), ['stored', 'stored', 'duplicate']);
+    assert.deepEqual(apart.crossSource, ['alpha:x']);
+    const again = await store.insertBatch([sent('x', 'alpha'), sent('x', 'beta')]);
+    assert.deepEqual(kinds(again.verdicts), ['duplicate', 'duplicate']);
+    assert.equal(again.crossSource, undefined);
+    const stored = await db.collection<StoredActivity>(COLLECTION).find({ id: 'x' }).sort({ _id: 1 }).toArray();
+    assert.deepEqual(
+      stored.map(({ _id, id, source, payload }) => ({ _id, id, source, payload })),
+      [
+        { _id: 'alpha:x', id: 'x', source: 'alpha', payload: { by: 'alpha' } },
+        { _id: 'x', id: 'x', source: 'beta', payload: { by: 'beta' } },
+      ],
+    );
   });
 
   test('answers ping while the server is up', async () => {

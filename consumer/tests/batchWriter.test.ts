@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { createConsumerMetrics } from '../src/consumerMetrics.ts';
 import { BatchWriter } from '../src/services/batchWriter.ts';
 import { REJECTION_REASON_HEADER, Settler } from '../src/services/settler.ts';
-import { FakeChannel, FakeClock, FakeStore, activityOf, deliverEvent, memoryLogger, settle } from './fakes.ts';
+import { FakeChannel, FakeClock, FakeStore, activityOf, deliverEvent, event, memoryLogger, settle } from './fakes.ts';
 
 const RETRY = { baseMs: 100, maxMs: 1_000 };
 const WRITE_TIMEOUT_MS = 5_000;
@@ -73,6 +73,22 @@ describe('BatchWriter batching', () => {
     await settle();
     assert.deepEqual(store.calls.map((docs) => docs.map((doc) => doc._id)), [['a', 'b'], ['c', 'd']]);
     assert.deepEqual(channel.ackedIds, ['a', 'b', 'c', 'd'], 'e is still waiting for its timer');
+  });
+
+  test("counts and logs, by id, an event stored apart because another source's event held its id", async () => {
+    const { store, channel, metrics, lines, writer } = setup({ batchSize: 2 });
+    for (const source of ['beta', 'alpha']) {
+      const delivery = channel.deliver(event('x', { source }), { messageId: 'x' });
+      writer.add(delivery, activityOf(delivery));
+    }
+    await settle();
+    assert.deepEqual([...store.docs.keys()], ['x', 'alpha:x']);
+    assert.deepEqual(channel.ackedIds, ['x', 'x']);
+    assert.match(metrics.registry.render(), /^consumer_cross_source_ids_total 1$/m);
+    assert.deepEqual(
+      lines.filter((line) => line.msg === 'event ids another source already holds, stored apart').map((line) => line.ids),
+      [['alpha:x']],
+    );
   });
 
   test('stores the document with the parsed fields and processedAt from the clock', async () => {

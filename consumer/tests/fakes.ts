@@ -1,5 +1,6 @@
 // Fakes at the consumer's own boundaries (clock, store, channel), each able to fail on demand.
 import type { Message } from 'amqplib';
+import { MongoBulkWriteError, MongoNetworkError, type BulkWriteResult, type Db, type WriteConcernError, type WriteError } from 'mongodb';
 import type { QueueMessage, StoredActivity } from '@event-tracker/shared';
 import type { ActivityStore, InsertOutcome } from '../src/activityStore.ts';
 import type { Clock } from '@event-tracker/common/clock.ts';
@@ -65,7 +66,8 @@ export function settle(): Promise<void> {
 }
 
 /**
- * An in-memory `activities` collection with a unique _id, like the real one. It can give each
+ * An in-memory `activities` collection with a unique _id, like the real one, and ids per source as
+ * the real store keeps them (another source's id is stored as `<source>:<id>`). It can give each
  * verdict the real store gives: `down` fails whole batches (retry), `failOnce` fails documents
  * transiently (retry), `refuse` and `unencodable` reject documents for good.
  */
@@ -112,6 +114,7 @@ export class FakeStore implements Pick<ActivityStore, 'insertBatch' | 'ping'> {
     const failing = this.#failOnce;
     this.#failOnce = new Set();
     let failed = false;
+    const crossSource: string[] = [];
     const verdicts = docs.map((doc): Verdict => {
       if (this.#unencodable.has(doc._id)) return rejection('unencodable', 'The driver cannot encode the document: fake');
       const refusal = this.#refused.get(doc._id);
@@ -123,16 +126,69 @@ export class FakeStore implements Pick<ActivityStore, 'insertBatch' | 'ping'> {
         failed = true;
         return RETRY;
       }
-      if (this.docs.has(doc._id)) return DUPLICATE;
-      this.docs.set(doc._id, doc);
+      const holder = this.docs.get(doc._id);
+      if (holder === undefined) {
+        this.docs.set(doc._id, doc);
+        return STORED;
+      }
+      const apart = `${doc.source}:${doc.id}`;
+      if (doc.source === undefined || holder.source === doc.source || this.docs.has(apart)) return DUPLICATE;
+      this.docs.set(apart, { ...doc, _id: apart });
+      crossSource.push(apart);
       return STORED;
     });
-    return { verdicts, ...(failed ? { error: new Error('write error') } : {}) };
+    return { verdicts, ...(crossSource.length > 0 ? { crossSource } : {}), ...(failed ? { error: new Error('write error') } : {}) };
   }
 
   async ping(): Promise<boolean> {
     this.pings += 1;
     return !this.down;
+  }
+}
+
+// WriteError, WriteConcernError and BulkWriteResult are declared in the driver's types but not
+// exported at run time, so the fakes build objects of their shape (activityStore.test.ts compares
+// them with the real driver's).
+export const writeError = (index: number, code: number, errmsg = `E${code}`) => ({ index, code, errmsg }) as WriteError;
+
+/** The error insertMany throws for an unordered batch, built the way the driver builds it. */
+export function bulkError(insertedCount: number, writeErrors: WriteError[], writeConcernError?: WriteConcernError): MongoBulkWriteError {
+  const result = { insertedCount, getWriteConcernError: () => writeConcernError } as unknown as BulkWriteResult;
+  return new MongoBulkWriteError({ message: 'bulk write failed', code: writeErrors[0]?.code ?? 0, writeErrors }, result);
+}
+
+/**
+ * The `activities` collection as far as the store uses it, behind a fake `Db`: a unique `_id`, and
+ * insertMany failing as the driver's unordered one does (the rest inserted, one code-11000 write
+ * error per taken `_id`, by index). `failFind` makes the next find fail with a network error.
+ */
+export class FakeCollection {
+  readonly docs = new Map<string, StoredActivity>();
+  failFind = false;
+
+  async insertMany(docs: readonly StoredActivity[]): Promise<{ insertedCount: number }> {
+    const errors: WriteError[] = [];
+    docs.forEach((doc, index) => {
+      if (this.docs.has(doc._id)) errors.push(writeError(index, 11000, `E11000 duplicate key error collection: activities index: _id_ dup key: { _id: "${doc._id}" }`));
+      else this.docs.set(doc._id, doc);
+    });
+    if (errors.length > 0) throw bulkError(docs.length - errors.length, errors);
+    return { insertedCount: docs.length };
+  }
+
+  find(filter: { _id: { $in: readonly string[] } }): { toArray(): Promise<StoredActivity[]> } {
+    const failing = this.failFind;
+    this.failFind = false;
+    return {
+      toArray: async () => {
+        if (failing) throw new MongoNetworkError('connection reset');
+        return filter._id.$in.flatMap((id) => this.docs.get(id) ?? []);
+      },
+    };
+  }
+
+  get db(): Db {
+    return { collection: () => this } as unknown as Db;
   }
 }
 

@@ -177,6 +177,11 @@ export class BatchWriter {
     const outcome = await this.#answerOf(store.insertBatch(docs));
     metrics.writeSeconds.observe((clock.now() - started) / 1000);
     metrics.batchSize.observe(entries.length);
+    if (outcome.crossSource) {
+      // One source using an id another already used is a client bug, or a key holder pre-empting another source.
+      metrics.crossSourceIds.inc({}, outcome.crossSource.length);
+      logger.warn('event ids another source already holds, stored apart', { ids: outcome.crossSource });
+    }
 
     const retry: Entry[] = [];
     entries.forEach((entry, index) => {
