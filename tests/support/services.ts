@@ -2,16 +2,21 @@
 // server named by RABBITMQ_URL and DATABASE_URL. Unset, they are skipped with one line
 // saying how to enable them; with REQUIRE_SERVICES=1 a missing variable fails the run.
 import amqp from 'amqplib';
+import type { TopologyOptions } from '@event-tracker/common/broker/topology.ts';
 
-export type ServiceVar = 'RABBITMQ_URL' | 'DATABASE_URL';
+export type ServiceVar = 'RABBITMQ_URL' | 'DATABASE_URL' | 'RABBITMQ_CLUSTER_URL' | 'RABBITMQ_CLUSTER_DIR';
 
 const HOW = 'set RABBITMQ_URL and DATABASE_URL (and REQUIRE_SERVICES=1 to fail instead of skip); see README "Testing"';
+// The three-node cluster is started once for all its tests (.ci/run does so), not by each test.
+const HOW_CLUSTER =
+  'start a cluster with `node --import tsx tests/support/rabbitCluster.ts start <dir>`, then set RABBITMQ_CLUSTER_URL to what it prints and RABBITMQ_CLUSTER_DIR to <dir>, as .ci/run does';
 
 /** Returns `false` when every variable is set, else the skip reason; throws under REQUIRE_SERVICES=1. */
 export function servicesMissing(...vars: ServiceVar[]): string | false {
   const missing = vars.filter((name) => !process.env[name]);
   if (missing.length === 0) return false;
-  const reason = `integration tests skipped: ${missing.join(', ')} unset; ${HOW}`;
+  const how = missing.some((name) => name.startsWith('RABBITMQ_CLUSTER_')) ? HOW_CLUSTER : HOW;
+  const reason = `integration tests skipped: ${missing.join(', ')} unset; ${how}`;
   if (process.env.REQUIRE_SERVICES === '1') throw new Error(`REQUIRE_SERVICES=1 but ${reason}`);
   return reason;
 }
@@ -25,6 +30,25 @@ export function serviceUrl(name: ServiceVar): string {
 /** A name no other test run uses, for queues and databases. */
 export function uniqueName(prefix: string): string {
   return `${prefix}_${process.pid}_${Date.now().toString(36)}_${Math.random().toString(36).slice(2, 8)}`;
+}
+
+/**
+ * A test's own topology, as the services declare it by default but for its names: its exchange is
+ * named as its queue, so no other test's events reach it.
+ */
+export function testTopology(queueName: string, overrides: Partial<TopologyOptions> = {}): TopologyOptions {
+  return { exchange: queueName, queueName, queueType: 'quorum', deliveryLimit: 10, replicas: 1, partitions: 1, ...overrides };
+}
+
+/** Deletes `exchanges` over a connection of its own (see deleteQueues). */
+export async function deleteExchanges(...exchanges: string[]): Promise<void> {
+  const connection = await amqp.connect(serviceUrl('RABBITMQ_URL'));
+  try {
+    const channel = await connection.createChannel();
+    for (const exchange of exchanges) await channel.deleteExchange(exchange);
+  } finally {
+    await connection.close().catch(() => {});
+  }
 }
 
 /**
