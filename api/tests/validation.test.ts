@@ -140,6 +140,30 @@ describe('validateActivity', () => {
     assert.ok(errors[0]!.field.length <= 120);
   });
 
+  test('limits payload keys to 255 characters, counting code points, at any depth', () => {
+    const fine = { ['😀'.repeat(255)]: 1, list: [{ ['k'.repeat(255)]: 2 }] };
+    assert.deepEqual(validateActivity({ ...VALID_EVENT, payload: fine }).payload, fine);
+    const errors = errorsOf(validateActivity, { ...VALID_EVENT, payload: { list: [{ ['k'.repeat(256)]: 2 }] } });
+    assert.deepEqual(errors.map(({ message }) => message), ['keys must be at most 255 characters']);
+    assert.ok(errors[0]!.field.startsWith('payload.list[0].kkk'));
+  });
+
+  test('counts every problem under a long key and names the first ones by their cut path', () => {
+    const key = 'k'.repeat(200);
+    const values = JSON.parse(`[${Array(5_000).fill('1e999').join(',')}]`);
+    const error = (() => {
+      try {
+        validateActivity({ ...VALID_EVENT, payload: { [key]: values } });
+      } catch (thrown) {
+        return thrown as InvalidEvent;
+      }
+    })();
+    assert.ok(error instanceof InvalidEvent);
+    assert.match(error.message, /5000 problems/);
+    assert.equal(error.errors?.length, MAX_REPORTED_ERRORS);
+    assert.deepEqual(error.errors![1], { field: `payload.${key}`.slice(0, 119) + '…', message: 'must be a finite number' });
+  });
+
   test('rejects a timestamp that is not a string', () => {
     assert.deepEqual(errorsOf(validateActivity, { ...VALID_EVENT, timestamp: 1698400800 }), [
       { field: 'timestamp', message: 'must be a string, not a number' },

@@ -13,6 +13,12 @@ export const MAX_REPORTED_ERRORS = 20;
 /** A reported field path is cut to this many characters, so a 400 never echoes a long key. */
 export const MAX_FIELD_PATH_LENGTH = 120;
 /**
+ * A payload key names a field, so it gets the bound of the names the contract already takes
+ * (userId, eventType): far past any property name an SDK or a person writes, while text longer
+ * than that is data and belongs in a value.
+ */
+export const MAX_KEY_LENGTH = MAX_TEXT_LENGTH;
+/**
  * The largest event body either route may take (MAX_BODY_BYTES is capped at it). Re-encoded as
  * BSON, JSON grows at most about 6x (`[0,0,...]`: 2 bytes each in JSON, 12 in a BSON array),
  * so an event stays well under MongoDB's 16 MiB document limit. common/tests checks the bound.
@@ -38,6 +44,9 @@ export type FieldNames = Readonly<Record<keyof EventFields, string>>;
 
 export const FIELD_NAMES: FieldNames = { userId: 'userId', eventType: 'eventType', timestamp: 'timestamp', payload: 'payload' };
 
+/** Where a payload problem is: the payload's field name, then keys (`.key`) and array indexes (`[i]`). */
+export type PayloadPath = [root: string, ...segments: Array<string | number>];
+
 /** Collects problems: all are counted, the first MAX_REPORTED_ERRORS kept, each path bounded. */
 export class Problems {
   readonly list: FieldError[] = [];
@@ -46,6 +55,16 @@ export class Problems {
   add(field: string, message: string): void {
     this.count += 1;
     if (this.list.length < MAX_REPORTED_ERRORS) this.list.push({ field: boundedPath(field), message });
+  }
+
+  /**
+   * A problem inside a payload. Its path is built only while the problem is kept, and only as far
+   * as the cut: otherwise a payload of many bad values under one long key costs the key's length
+   * for every value, which grows with the square of the body.
+   */
+  addAt(path: Readonly<PayloadPath>, message: string): void {
+    if (this.list.length < MAX_REPORTED_ERRORS) this.add(joinPath(path), message);
+    else this.count += 1;
   }
 
   get empty(): boolean {
@@ -111,27 +130,37 @@ export function checkPayload(problems: Problems, field: string, value: unknown):
 
 /**
  * Every key and value below `value`. `path` is a stack of segments, joined only when a problem is
- * reported, so a valid payload costs no string building. Depth counts objects and arrays: the
- * payload itself is level 1.
+ * kept, so a valid payload costs no string building. Depth counts objects and arrays: the payload
+ * itself is level 1. Arrays are walked by index: Object.entries would make a key string and a pair
+ * for every element.
  */
-function checkTree(problems: Problems, path: string[], value: object, depth: number): void {
-  if (depth > MAX_PAYLOAD_DEPTH) return problems.add(path.join(''), `is nested deeper than ${MAX_PAYLOAD_DEPTH} levels`);
-  const isArray = Array.isArray(value);
-  for (const [key, child] of Object.entries(value)) {
-    path.push(isArray ? `[${key}]` : `.${key}`);
-    if (!isArray) {
-      const problem = keyProblem(key);
-      if (problem !== undefined) problems.add(path.join(''), problem);
+function checkTree(problems: Problems, path: PayloadPath, value: object, depth: number): void {
+  if (depth > MAX_PAYLOAD_DEPTH) return problems.addAt(path, `is nested deeper than ${MAX_PAYLOAD_DEPTH} levels`);
+  if (Array.isArray(value)) {
+    for (let index = 0; index < value.length; index++) {
+      path.push(index);
+      checkValue(problems, path, value[index], depth);
+      path.pop();
     }
-    if (typeof child === 'string') {
-      if (!child.isWellFormed()) problems.add(path.join(''), 'must be well-formed Unicode (no lone surrogates)');
-    } else if (typeof child === 'number') {
-      const problem = numberProblem(child);
-      if (problem !== undefined) problems.add(path.join(''), problem);
-    } else if (typeof child === 'object' && child !== null) {
-      checkTree(problems, path, child, depth + 1);
-    }
+    return;
+  }
+  for (const key of Object.keys(value)) {
+    path.push(key);
+    const problem = keyProblem(key);
+    if (problem !== undefined) problems.addAt(path, problem);
+    checkValue(problems, path, (value as JsonObject)[key], depth);
     path.pop();
+  }
+}
+
+function checkValue(problems: Problems, path: PayloadPath, value: unknown, depth: number): void {
+  if (typeof value === 'string') {
+    if (!value.isWellFormed()) problems.addAt(path, 'must be well-formed Unicode (no lone surrogates)');
+  } else if (typeof value === 'number') {
+    const problem = numberProblem(value);
+    if (problem !== undefined) problems.addAt(path, problem);
+  } else if (typeof value === 'object' && value !== null) {
+    checkTree(problems, path, value, depth + 1);
   }
 }
 
@@ -142,6 +171,7 @@ function keyProblem(key: string): string | undefined {
   // BSON keys are NUL-terminated C strings.
   if (key.includes('\u0000')) return 'keys must not contain NUL (\\u0000)';
   if (!key.isWellFormed()) return 'keys must be well-formed Unicode (no lone surrogates)';
+  if (key.length > MAX_KEY_LENGTH && codePoints(key) > MAX_KEY_LENGTH) return `keys must be at most ${MAX_KEY_LENGTH} characters`;
   return undefined;
 }
 
@@ -158,6 +188,20 @@ function codePoints(text: string): number {
   let count = 0;
   for (const _ of text) count += 1;
   return count;
+}
+
+/**
+ * The path as text, stopped a little past the cut: boundedPath cuts it exactly as it would the whole
+ * path, and a subclass that drops a leading "." (segment.ts) still has enough.
+ */
+function joinPath([root, ...segments]: Readonly<PayloadPath>): string {
+  const enough = MAX_FIELD_PATH_LENGTH + 2;
+  let text = root.slice(0, enough);
+  for (const segment of segments) {
+    if (text.length >= enough) break;
+    text += typeof segment === 'number' ? `[${segment}]` : `.${segment.slice(0, enough)}`;
+  }
+  return text;
 }
 
 function boundedPath(path: string): string {
