@@ -1,7 +1,10 @@
 // Writes a complete response with a body. Every answer of the API goes through here.
 import type { ServerResponse } from 'node:http';
 
-export function send(res: ServerResponse, status: number, contentType: string, body: string, headers: Readonly<Record<string, string>> = {}): void {
+export const JSON_CONTENT_TYPE = 'application/json; charset=utf-8';
+
+/** `body` as bytes when the same answer is sent again and again (built once, sent as is). */
+export function send(res: ServerResponse, status: number, contentType: string, body: string | Buffer, headers: Readonly<Record<string, string>> = {}): void {
   res.writeHead(status, {
     ...headers,
     'Content-Type': contentType,
@@ -12,5 +15,5 @@ export function send(res: ServerResponse, status: number, contentType: string, b
 }
 
 export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Readonly<Record<string, string>> = {}): void {
-  send(res, status, 'application/json; charset=utf-8', JSON.stringify(body), headers);
+  send(res, status, JSON_CONTENT_TYPE, JSON.stringify(body), headers);
 }
