@@ -40,6 +40,11 @@ export interface ApiMetrics {
   readonly rateLimitFallbacks: Counter;
   readonly rateLimitRedisUp: Gauge;
   readonly rateLimitRedisSeconds: Histogram;
+  /** Labels: reason (overload.ts ShedReason). */
+  readonly shed: Counter;
+  readonly inFlight: Gauge;
+  readonly eventLoopDelay: Gauge;
+  readonly connectionsRefused: Counter;
 }
 
 export function createApiMetrics(): ApiMetrics {
@@ -69,5 +74,9 @@ export function createApiMetrics(): ApiMetrics {
         0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
       ]),
     ),
+    shed: registry.add(new Counter('api_shed_requests_total', 'Ingestion requests answered 503 before any work because the API was overloaded, by reason: event-loop-delay, in-flight.')),
+    inFlight: registry.add(new Gauge('api_in_flight_requests', 'Ingestion requests being handled (shed beyond MAX_IN_FLIGHT_REQUESTS).')),
+    eventLoopDelay: registry.add(new Gauge('api_event_loop_delay_seconds', 'How late the event loop ran at its last sample (shed from MAX_EVENT_LOOP_DELAY_MS).')),
+    connectionsRefused: registry.add(new Counter('api_connections_refused_total', 'Connections closed on arrival because their address already held MAX_CONNECTIONS_PER_CLIENT.')),
   };
 }

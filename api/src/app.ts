@@ -1,7 +1,8 @@
 // Builds the HTTP server from its dependencies without listening, so tests start it on port 0.
-// Per request: route lookup -> CORS (ingestion routes; a preflight ends here) -> rate limit (on
+// Per connection: the per-client cap, before anything reads it. Per request: route lookup -> CORS
+// (ingestion routes; a preflight ends here) -> load shedding (ingestion routes) -> rate limit (on
 // /api/ and the ingestion routes) -> write key (ingestion routes, while WRITE_KEYS is set) ->
-// handler; errors go to the problem writer.
+// handler (an ingestion request counts as in flight until answered); errors go to the problem writer.
 import { createServer } from 'node:http';
 import type { Server } from 'node:http';
 import type { ApiMetrics } from './apiMetrics.ts';
@@ -12,11 +13,14 @@ import type { Publisher } from './publisher.ts';
 import type { RateLimiter } from './middlewares/rateLimiter.ts';
 import type { HealthChecks } from '@event-tracker/common/health.ts';
 import { RequestAborted } from './body.ts';
-import { clientAddress, clientKey } from './clientKey.ts';
+import { clientAddress, clientKey, isTrustedProxy } from './clientKey.ts';
+import { limitConnectionsPerClient } from './connectionLimit.ts';
+import { Overloaded } from './errors.ts';
+import type { LoadShedder } from './overload.ts';
 import { enforceRateLimit } from './middlewares/rateLimiter.ts';
 import { writeProblem } from './problem.ts';
 import { requestPath } from '@event-tracker/common/requestPath.ts';
-import { activityRoutes, allowedMethods, resolveRoute } from './routes/activityRoutes.ts';
+import { activityRoutes, allowedMethods, resolveRoute, type RouteTable } from './routes/activityRoutes.ts';
 import { answerPreflight, applyCors } from './middlewares/cors.ts';
 import { authenticate } from './middlewares/writeKey.ts';
 
@@ -30,14 +34,27 @@ export interface AppDeps {
   readonly clock: Pick<Clock, 'now' | 'wall'>;
   readonly logger: Logger;
   readonly metrics: ApiMetrics;
+  /** Started (sampling the event loop) by whoever runs the server; tests sample it by hand. */
+  readonly shedder: LoadShedder;
+}
+
+/**
+ * Which routes a server answers: all of them (OPS_PORT unset), or, with OPS_PORT, the traffic's on
+ * API_PORT and the operators' (probes, /metrics) on OPS_PORT. Elsewhere a route is 404, like any unknown path.
+ */
+export type Audience = 'all' | 'traffic' | 'ops';
+
+function servedTo(routes: RouteTable, audience: Audience): RouteTable {
+  if (audience === 'all') return routes;
+  return new Map([...routes].filter(([, route]) => route.ops === (audience === 'ops')));
 }
 
 /** nginx's "client closed request", for the log and metrics of an answer nobody received. */
 const CLIENT_CLOSED = 499;
 
-export function createApp(deps: AppDeps): Server {
-  const { config, publisher, limiter, clock, logger, metrics } = deps;
-  const routes = activityRoutes({
+export function createApp(deps: AppDeps, audience: Audience = deps.config.ops === undefined ? 'all' : 'traffic'): Server {
+  const { config, publisher, limiter, clock, logger, metrics, shedder } = deps;
+  const routes = servedTo(activityRoutes({
     publisher,
     maxBodyBytes: config.maxBodyBytes,
     maxBatchBodyBytes: config.maxBatchBodyBytes,
@@ -49,11 +66,13 @@ export function createApp(deps: AppDeps): Server {
     metrics,
     registry: metrics.registry,
     healthInfo: deps.healthInfo,
-  });
+  }), audience);
   metrics.brokerUp.track(() => (publisher.isReady() ? 1 : 0));
   metrics.unconfirmed.track(() => publisher.unconfirmed);
   metrics.limiterKeys.track(() => limiter.size);
   metrics.limiterEvictions.track(() => limiter.evictions);
+  metrics.inFlight.track(() => shedder.inFlight);
+  metrics.eventLoopDelay.track(() => shedder.eventLoopDelayMs / 1000);
 
   const server = createServer(
     {
@@ -90,11 +109,19 @@ export function createApp(deps: AppDeps): Server {
           applyCors(config.cors, origin, res);
           // A preflight is the browser asking, not the client sending: never counted.
           if (req.method === 'OPTIONS') return answerPreflight(res, allowedMethods(route));
+          // Before the rate limit: a shed request costs no limiter (or Redis) work and no budget.
+          const shed = shedder.check();
+          if (shed !== undefined) {
+            metrics.shed.inc({ reason: shed });
+            throw new Overloaded();
+          }
         }
         if (path.startsWith('/api/') || route?.ingestion === true) await enforceRateLimit(limiter, client, res);
         const handler = resolveRoute(route, req.method);
         // After the rate limit, so that guessing keys spends the guesser's budget; before the body.
         const source = route?.ingestion === true && config.writeKeys !== undefined ? authenticate(config.writeKeys, req) : undefined;
+        // In flight from here, where the work (body, validation, publish) starts, until answered or abandoned.
+        if (route?.ingestion === true) res.once('close', shedder.enter());
         await handler(req, res, source);
       } catch (error) {
         if (error instanceof RequestAborted) return;
@@ -105,5 +132,11 @@ export function createApp(deps: AppDeps): Server {
   // Beyond it, new connections are closed at once by the server (Node and Bun): a bound on sockets
   // and their buffers, whatever clients do.
   server.maxConnections = config.maxConnections;
+  const { trustProxy, maxConnectionsPerClient } = config;
+  limitConnectionsPerClient(server, {
+    maxPerClient: maxConnectionsPerClient,
+    keyOf: (address) => (isTrustedProxy(address, trustProxy) ? undefined : clientKey(address, config.rateLimit.ipv6Prefix)),
+    onRefused: () => metrics.connectionsRefused.inc(),
+  });
   return server;
 }

@@ -1,6 +1,6 @@
 // Reading a JSON request body: media type first, then the bytes, decompressed if the client says
-// so, with the size limit enforced on the decompressed bytes while they stream in (never buffering
-// past it), then UTF-8 and JSON decoding.
+// so, with the size limit enforced on the bytes received and on the decompressed bytes while they
+// stream in (never buffering past it), then UTF-8 and JSON decoding.
 import type { IncomingMessage } from 'node:http';
 import type { Readable } from 'node:stream';
 import { decodeJson } from '@event-tracker/common/json.ts';
@@ -28,8 +28,8 @@ export class RequestAborted extends Error {
 }
 
 /**
- * Reads the body, at most `maxBytes` once decompressed, within `timeoutMs`. The deadline is ours
- * rather than the server's `requestTimeout`: measured on Node 20, Node 26 and Bun, a request whose
+ * Reads the body, at most `maxBytes` as received and once decompressed, within `timeoutMs`. The
+ * deadline is ours rather than the server's `requestTimeout`: measured on Node 20, Node 26 and Bun, a request whose
  * headers are in but whose body never finishes was not always cut by it. Past the deadline or the
  * limit reading stops, the decoder is destroyed (so a gzip bomb costs at most `maxBytes` of memory
  * and the time to inflate that much) and the answer goes out with Connection: close.
@@ -47,12 +47,16 @@ export function readBody(req: IncomingMessage, maxBytes: number, timeoutMs: numb
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
-    let received = false;
+    let ended = false;
+    // What arrives is counted too, Content-Length or not: compressed data that inflates to nothing
+    // (empty deflate blocks, chunked) would otherwise be read until the deadline. The same limit as
+    // Content-Length's above, so a body is refused alike whether it declares its length or not.
+    let received = 0;
     const deadline = setTimeout(() => stop(new BodyTimeout(timeoutMs)), timeoutMs);
     const stop = (error?: Error) => {
       clearTimeout(deadline);
       source.off('data', onData).off('end', onEnd).off('error', onCorrupt);
-      req.off('end', onReceived).off('error', onAbort).off('close', onClose);
+      req.off('data', onWire).off('end', onEnded).off('error', onAbort).off('close', onClose);
       if (error !== undefined) {
         req.pause();
         if (decoder !== undefined) {
@@ -70,15 +74,22 @@ export function readBody(req: IncomingMessage, maxBytes: number, timeoutMs: numb
     const onEnd = () => stop();
     // The decoder's error: the bytes are not what Content-Encoding says (corrupt, or cut short).
     const onCorrupt = () => stop(new InvalidEvent(`The body is not valid ${encoding} data.`));
-    const onReceived = () => (received = true);
+    const onWire = (chunk: Buffer) => {
+      received += chunk.length;
+      if (received > maxBytes) stop(new BodyTooLarge(maxBytes));
+    };
+    const onEnded = () => (ended = true);
     const onAbort = () => stop(new RequestAborted());
     // A request emits 'close' once it is done; only before its 'end' does that mean the client left.
     const onClose = () => {
-      if (!received) onAbort();
+      if (!ended) onAbort();
     };
     source.on('data', onData).on('end', onEnd);
-    if (decoder !== undefined) decoder.on('error', onCorrupt);
-    req.on('end', onReceived).on('error', onAbort).on('close', onClose);
+    if (decoder !== undefined) {
+      decoder.on('error', onCorrupt);
+      req.on('data', onWire);
+    }
+    req.on('end', onEnded).on('error', onAbort).on('close', onClose);
   });
 }
 

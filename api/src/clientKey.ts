@@ -51,6 +51,20 @@ export function clientAddress(remoteAddress: string | undefined, forwardedFor: s
   return socket;
 }
 
+/** True when `address` is one of TRUST_PROXY's listed proxies; a hop count names none. */
+export function isTrustedProxy(address: string, trust: TrustProxy): boolean {
+  return trust.kind === 'list' && inRanges(address, trust.ranges);
+}
+
+/**
+ * The start-up warning a hop count earns: it believes the header from any peer, so a client that
+ * reaches the API directly picks the address it is limited under (one socket can spray millions).
+ */
+export function trustProxyWarning(trust: TrustProxy): string | undefined {
+  if (trust.kind !== 'hops' || trust.hops === 0) return undefined;
+  return `TRUST_PROXY is a hop count (${trust.hops}): a client that reaches the API directly can forge X-Forwarded-For and choose the address it is rate limited under; set TRUST_PROXY to the proxies' addresses or CIDRs instead`;
+}
+
 /**
  * The rate-limit key for an address: IPv4 (an IPv4-mapped or NAT64 `64:ff9b::/96` address counts as
  * the IPv4 address inside it) as dotted quad; IPv6 as its `ipv6Prefix` network in RFC 5952 text,

@@ -1,7 +1,7 @@
 // Settings from the environment, checked once at start-up. `loadConfig` is pure: it reads the
 // object it is given (only server.ts passes process.env) and throws one error naming every bad variable.
 import { EnvReader, isUrlOf, readBrokerSettings } from '@event-tracker/common/env.ts';
-import { parseIpRange } from './clientKey.ts';
+import { parseIpRange, trustProxyWarning } from './clientKey.ts';
 import type { IpRange, TrustProxy } from './clientKey.ts';
 import { MAX_EVENT_BYTES } from '@event-tracker/common/eventContract.ts';
 import { parseCorsPolicy, type CorsPolicy } from './middlewares/cors.ts';
@@ -43,6 +43,16 @@ export const DEFAULTS = {
   HEADERS_TIMEOUT_MS: 10_000,
   KEEP_ALIVE_TIMEOUT_MS: 65_000,
   MAX_CONNECTIONS: 10_000,
+  // A browser opens at most 6 connections per host over HTTP/1.1, an SDK a handful: a few tens
+  // covers a client behind NAT with several of them, and keeps one address from holding the API.
+  MAX_CONNECTIONS_PER_CLIENT: 32,
+  // At their 1 MiB limit, this many batch bodies in hand at once stay within the memory docker-compose.yml gives the API.
+  MAX_IN_FLIGHT_REQUESTS: 256,
+  // Far past any one request's work (its target is in BENCHMARKS.md): only a blocked or starved process gets there.
+  MAX_EVENT_LOOP_DELAY_MS: 1_000,
+  /** Unset: the probes and /metrics are served on API_PORT with the traffic. */
+  OPS_PORT: '',
+  OPS_HOST: '0.0.0.0',
   REQUEST_TIMEOUT_MS: 30_000,
   LOG_LEVEL: 'info',
 } as const;
@@ -84,6 +94,14 @@ export interface Config {
   readonly keepAliveTimeoutMs: number;
   /** Connections the server holds at once; more are closed as they arrive. */
   readonly maxConnections: number;
+  /** Connections one client address (the socket's, TRUST_PROXY's proxies exempt) holds at once. */
+  readonly maxConnectionsPerClient: number;
+  /** New ingestion requests are answered 503 while this many are being handled... */
+  readonly maxInFlightRequests: number;
+  /** ...or while the event loop ran this much late at its last sample. */
+  readonly maxEventLoopDelayMs: number;
+  /** With OPS_PORT: the probes and /metrics are served there, and not on `port`. */
+  readonly ops: { readonly host: string; readonly port: number } | undefined;
   /** ...and the whole request within this long (at most 30 s). */
   readonly requestTimeoutMs: number;
   readonly logLevel: LevelName;
@@ -140,6 +158,10 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     headersTimeoutMs: read.integer('HEADERS_TIMEOUT_MS', 100, DEFAULTS.HEADERS_TIMEOUT_MS),
     keepAliveTimeoutMs: read.integer('KEEP_ALIVE_TIMEOUT_MS', 1_000, 600_000),
     maxConnections: read.integer('MAX_CONNECTIONS', 1, 1_000_000),
+    maxConnectionsPerClient: read.integer('MAX_CONNECTIONS_PER_CLIENT', 1, 1_000_000),
+    maxInFlightRequests: read.integer('MAX_IN_FLIGHT_REQUESTS', 1, 1_000_000),
+    maxEventLoopDelayMs: read.integer('MAX_EVENT_LOOP_DELAY_MS', 10, 60_000),
+    ops: readOps(read),
     requestTimeoutMs: read.integer('REQUEST_TIMEOUT_MS', 100, DEFAULTS.REQUEST_TIMEOUT_MS),
     logLevel,
   };
@@ -154,7 +176,25 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
   if (read.valid('HEADERS_TIMEOUT_MS', 'REQUEST_TIMEOUT_MS') && config.headersTimeoutMs > config.requestTimeoutMs) {
     read.fail('HEADERS_TIMEOUT_MS', `HEADERS_TIMEOUT_MS must not exceed REQUEST_TIMEOUT_MS (got ${config.headersTimeoutMs} > ${config.requestTimeoutMs})`);
   }
+  if (read.valid('API_PORT', 'OPS_PORT') && config.ops !== undefined && config.ops.port === config.port && config.port !== 0) {
+    read.fail('OPS_PORT', `OPS_PORT must differ from API_PORT (both ${config.port})`);
+  }
   return read.done(config);
+}
+
+/** What a valid configuration still leaves open, logged as warnings at start-up. */
+export function startupWarnings(config: Config): string[] {
+  const warnings: string[] = [];
+  if (config.writeKeys === undefined) warnings.push('WRITE_KEYS is empty: anyone who reaches the API can send events; set WRITE_KEYS to require a key');
+  const trust = trustProxyWarning(config.trustProxy);
+  if (trust !== undefined) warnings.push(trust);
+  return warnings;
+}
+
+/** OPS_PORT unset keeps everything on API_PORT; OPS_HOST is read only with it. */
+function readOps(read: EnvReader): Config['ops'] {
+  if (read.text('OPS_PORT') === '') return undefined;
+  return { host: read.text('OPS_HOST'), port: read.integer('OPS_PORT', 0, 65_535) };
 }
 
 /** A hop count as before, or a comma-separated list of proxy addresses and CIDRs (IPv4 and IPv6). */

@@ -63,7 +63,7 @@ export class BodyTimeout extends AppError {
 export class BodyTooLarge extends AppError {
   constructor(maxBytes: number) {
     // The rest of the body is never read, so the connection cannot carry another request.
-    super('body-too-large', 413, 'Content Too Large', `The body must be at most ${maxBytes} bytes, once decompressed.`, { headers: { Connection: 'close' } });
+    super('body-too-large', 413, 'Content Too Large', `The body must be at most ${maxBytes} bytes, as sent and once decompressed.`, { headers: { Connection: 'close' } });
   }
 }
 
@@ -118,6 +118,20 @@ export class RateLimited extends AppError {
   constructor(retryAfterSeconds: number) {
     super('rate-limited', 429, 'Too Many Requests', `Rate limit reached; retry in ${retryAfterSeconds} s.`, {
       headers: { 'Retry-After': String(retryAfterSeconds), ...UNREAD_BODY },
+    });
+  }
+}
+
+export const OVERLOAD_RETRY_AFTER_SECONDS = 2;
+
+/**
+ * Shed before any work: the event loop is running late or too many requests are in hand. Retry-After
+ * is short, since overload passes with the backlog; the body is never read, as with 429.
+ */
+export class Overloaded extends AppError {
+  constructor() {
+    super('overloaded', 503, 'Service Unavailable', `The API is overloaded; retry in ${OVERLOAD_RETRY_AFTER_SECONDS} s.`, {
+      headers: { 'Retry-After': String(OVERLOAD_RETRY_AFTER_SECONDS), ...UNREAD_BODY },
     });
   }
 }

@@ -100,7 +100,7 @@ describe('POST /api/v1/activities', () => {
     const response = await postJson(`${app.url}/api/v1/activities`, { ...VALID_EVENT, payload: { text: 'x'.repeat(200) } });
     assert.equal(response.status, 413);
     assert.equal(response.headers.get('connection'), 'close');
-    assert.equal((await problem(response)).detail, 'The body must be at most 100 bytes, once decompressed.');
+    assert.equal((await problem(response)).detail, 'The body must be at most 100 bytes, as sent and once decompressed.');
   });
 
   test('answers 413 while a chunked body is still streaming in, without waiting for the rest', async (t) => {

@@ -1,6 +1,6 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ConfigError, DEFAULTS, loadConfig } from '../src/config.ts';
+import { ConfigError, DEFAULTS, loadConfig, startupWarnings } from '../src/config.ts';
 
 const URL_ONLY = { RABBITMQ_URL: 'amqp://user:secret@rabbit.internal:5672/vhost' };
 
@@ -38,6 +38,10 @@ describe('loadConfig', () => {
       headersTimeoutMs: 10_000,
       keepAliveTimeoutMs: 65_000,
       maxConnections: 10_000,
+      maxConnectionsPerClient: 32,
+      maxInFlightRequests: 256,
+      maxEventLoopDelayMs: 1_000,
+      ops: undefined,
       requestTimeoutMs: 30_000,
       logLevel: 'info',
     });
@@ -120,6 +124,34 @@ describe('loadConfig', () => {
     assert.deepEqual(problemsOf({ ...URL_ONLY, HEADERS_TIMEOUT_MS: '2000', REQUEST_TIMEOUT_MS: '1000' }), [
       'HEADERS_TIMEOUT_MS must not exceed REQUEST_TIMEOUT_MS (got 2000 > 1000)',
     ]);
+  });
+
+  test('reads the overload limits and OPS_PORT, with OPS_HOST only beside it', () => {
+    const config = loadConfig({ ...URL_ONLY, MAX_CONNECTIONS_PER_CLIENT: '4', MAX_IN_FLIGHT_REQUESTS: '9', MAX_EVENT_LOOP_DELAY_MS: '250', OPS_PORT: '9090', OPS_HOST: '10.0.0.5' });
+    assert.deepEqual([config.maxConnectionsPerClient, config.maxInFlightRequests, config.maxEventLoopDelayMs], [4, 9, 250]);
+    assert.deepEqual(config.ops, { host: '10.0.0.5', port: 9090 });
+    assert.deepEqual(loadConfig({ ...URL_ONLY, OPS_PORT: '0' }).ops, { host: '0.0.0.0', port: 0 });
+    assert.equal(loadConfig({ ...URL_ONLY, OPS_HOST: '10.0.0.5' }).ops, undefined);
+  });
+
+  test('refuses overload limits out of range and an OPS_PORT that is API_PORT', () => {
+    assert.deepEqual(problemsOf({ ...URL_ONLY, MAX_CONNECTIONS_PER_CLIENT: '0', MAX_IN_FLIGHT_REQUESTS: 'many', MAX_EVENT_LOOP_DELAY_MS: '5', OPS_PORT: '70000' }), [
+      'MAX_CONNECTIONS_PER_CLIENT must be an integer from 1 to 1000000 (got "0")',
+      'MAX_IN_FLIGHT_REQUESTS must be an integer from 1 to 1000000 (got "many")',
+      'MAX_EVENT_LOOP_DELAY_MS must be an integer from 10 to 60000 (got "5")',
+      'OPS_PORT must be an integer from 0 to 65535 (got "70000")',
+    ]);
+    assert.deepEqual(problemsOf({ ...URL_ONLY, OPS_PORT: '3000' }), ['OPS_PORT must differ from API_PORT (both 3000)']);
+    assert.equal(loadConfig({ ...URL_ONLY, API_PORT: '0', OPS_PORT: '0' }).ops?.port, 0, 'two free ports');
+  });
+
+  test('warns at start-up while WRITE_KEYS is empty and while TRUST_PROXY is a hop count, and only then', () => {
+    assert.deepEqual(startupWarnings(loadConfig({ ...URL_ONLY, TRUST_PROXY: '1' })), [
+      'WRITE_KEYS is empty: anyone who reaches the API can send events; set WRITE_KEYS to require a key',
+      "TRUST_PROXY is a hop count (1): a client that reaches the API directly can forge X-Forwarded-For and choose the address it is rate limited under; set TRUST_PROXY to the proxies' addresses or CIDRs instead",
+    ]);
+    assert.deepEqual(startupWarnings(loadConfig({ ...URL_ONLY, WRITE_KEYS: 'web=k', TRUST_PROXY: '10.0.0.0/8' })), []);
+    assert.deepEqual(startupWarnings(loadConfig({ ...URL_ONLY, WRITE_KEYS: 'web=k' })), [], 'TRUST_PROXY=0 believes no header');
   });
 
   test('reads TRUST_PROXY as a list of proxy addresses and CIDRs, IPv4 and IPv6, when it is not a number', () => {

@@ -1,6 +1,8 @@
 // Compressed request bodies: each supported coding, a decompression bomb, corrupt and truncated
 // data, unsupported and stacked codings. Over real sockets, with the fake publisher.
 import { describe, test } from 'node:test';
+import { once } from 'node:events';
+import { request, type IncomingMessage } from 'node:http';
 import assert from 'node:assert/strict';
 import { brotliCompressSync, deflateRawSync, deflateSync, gzipSync } from 'node:zlib';
 import type { ProblemDetails } from '@event-tracker/shared';
@@ -46,7 +48,28 @@ describe('compressed bodies', () => {
     const response = await post(app.url, bomb, 'gzip');
     assert.equal(response.status, 413);
     assert.equal(response.headers.get('connection'), 'close');
-    assert.equal(((await response.json()) as ProblemDetails).detail, 'The body must be at most 65536 bytes, once decompressed.');
+    assert.equal(((await response.json()) as ProblemDetails).detail, 'The body must be at most 65536 bytes, as sent and once decompressed.');
+    assert.equal(app.publisher.published.length, 0);
+  });
+
+  test('answers 413 once a chunked deflate body that inflates to nothing passes the limit on the wire, not at the timeout', async (t) => {
+    const app = await startApp(t, { env: { MAX_BODY_BYTES: '65536', REQUEST_TIMEOUT_MS: '30000' } });
+    const upload = request(`${app.url}/api/v1/activities`, { method: 'POST', headers: { 'content-type': 'application/json', 'content-encoding': 'deflate' } });
+    upload.on('error', () => {});
+    const answered = once(upload, 'response') as Promise<[IncomingMessage]>;
+    // A zlib header, then empty stored blocks (a sync flush each): valid deflate that inflates to no byte.
+    upload.write(Buffer.from([0x78, 0x9c]));
+    const emptyBlocks = Buffer.concat(Array.from({ length: 1024 }, () => Buffer.from([0x00, 0x00, 0x00, 0xff, 0xff])));
+    let sent = 2;
+    const feed = () => {
+      while (!upload.destroyed && sent < 4 * 65536 && upload.write(emptyBlocks)) sent += emptyBlocks.length;
+    };
+    upload.on('drain', feed);
+    feed();
+    const [response] = await answered;
+    upload.destroy();
+    assert.equal(response.statusCode, 413);
+    assert.equal(response.headers.connection, 'close');
     assert.equal(app.publisher.published.length, 0);
   });
 

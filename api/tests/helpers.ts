@@ -8,9 +8,10 @@ import type { QueueMessage } from '@event-tracker/shared';
 import type { Publisher, PublishChannel } from '../src/publisher.ts';
 import { createApiMetrics } from '../src/apiMetrics.ts';
 import type { ApiMetrics } from '../src/apiMetrics.ts';
-import { createApp } from '../src/app.ts';
+import { createApp, type Audience } from '../src/app.ts';
 import { DEFAULTS, loadConfig } from '../src/config.ts';
 import { createLogger } from '@event-tracker/common/logger.ts';
+import { LoadShedder } from '../src/overload.ts';
 import { SlidingLogLimiter } from '../src/middlewares/rateLimiter.ts';
 import { RedisLimiter, type SharedStore } from '../src/middlewares/redisLimiter.ts';
 import { PublishOutcomeUnknown, QueueUnavailable, batchFailure } from '../src/errors.ts';
@@ -122,6 +123,8 @@ export interface TestApp<P extends Publisher> {
   logged(match: (line: LogLine) => boolean): Promise<LogLine>;
   readonly limiter: SlidingLogLimiter;
   readonly metrics: ApiMetrics;
+  /** Never started: a test samples it by hand after moving `clock`. */
+  readonly shedder: LoadShedder;
 }
 
 /**
@@ -131,7 +134,7 @@ export interface TestApp<P extends Publisher> {
  */
 export async function startApp<P extends Publisher = FakePublisher>(
   t: TestContext,
-  options: { readonly env?: Record<string, string>; readonly publisher?: P; readonly sharedStore?: SharedStore } = {},
+  options: { readonly env?: Record<string, string>; readonly publisher?: P; readonly sharedStore?: SharedStore; readonly audience?: Audience } = {},
 ): Promise<TestApp<P>> {
   const config = loadConfig({ RABBITMQ_URL: 'amqp://broker.invalid', ...options.env });
   const publisher = options.publisher ?? (new FakePublisher() as Publisher as P);
@@ -160,7 +163,8 @@ export async function startApp<P extends Publisher = FakePublisher>(
   const { sharedStore } = options;
   const shared = sharedStore && new RedisLimiter({ store: sharedStore, fallback: limiter, timeoutMs: DEFAULTS.RATE_LIMIT_REDIS_TIMEOUT_MS, clock, logger, metrics });
   const healthInfo = shared && { redis: () => shared.storeUp };
-  const server = createApp({ config, publisher, limiter: shared ?? limiter, healthInfo, clock, logger, metrics });
+  const shedder = new LoadShedder({ maxInFlight: config.maxInFlightRequests, maxEventLoopDelayMs: config.maxEventLoopDelayMs, now: clock.now });
+  const server = createApp({ config, publisher, limiter: shared ?? limiter, healthInfo, clock, logger, metrics, shedder }, options.audience);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   t.after(() => {
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
@@ -168,7 +172,7 @@ export async function startApp<P extends Publisher = FakePublisher>(
     return closed;
   });
   const { port } = server.address() as AddressInfo;
-  return { server, url: `http://127.0.0.1:${port}`, publisher, clock, logs, logged, limiter, metrics };
+  return { server, url: `http://127.0.0.1:${port}`, publisher, clock, logs, logged, limiter, metrics, shedder };
 }
 
 export const VALID_EVENT = {

@@ -305,3 +305,55 @@ describe('docker-compose.yml scale profile: replicas behind one proxy, one rate 
     assert.equal(command[command.indexOf('--save') + 1], '');
   });
 });
+
+describe('docker-compose.yml hardening', { skip }, () => {
+  /** Services whose image writes outside its volumes as it starts: a read-only root would stop it. */
+  const WRITABLE_ROOT = new Set(['rabbitmq', 'mongodb', 'tests']);
+  const hardened = Object.entries(services).filter(([name]) => name !== 'tests');
+  const parsed = (service: Service) => service as Service & {
+    readonly mem_limit?: string | number;
+    readonly pids_limit?: number;
+    readonly security_opt?: readonly string[];
+    readonly cap_drop?: readonly string[];
+    readonly cap_add?: readonly string[];
+    readonly read_only?: boolean;
+    readonly healthcheck?: { readonly test?: readonly string[] };
+  };
+
+  test('every service but the test runner has a memory and a process limit, no-new-privileges and no capability it does not need', () => {
+    assert.ok(hardened.length >= 6, `found ${hardened.length} services`);
+    const problems: string[] = [];
+    for (const [name, service] of hardened.map(([name, service]) => [name, parsed(service)] as const)) {
+      if (service.mem_limit === undefined) problems.push(`${name}: no mem_limit`);
+      if (!(Number(service.pids_limit) > 0)) problems.push(`${name}: no pids_limit`);
+      if (!(service.security_opt ?? []).includes('no-new-privileges:true')) problems.push(`${name}: no security_opt no-new-privileges:true`);
+      if (JSON.stringify(service.cap_drop) !== '["ALL"]') problems.push(`${name}: cap_drop is not [ALL]`);
+      // Only what an entrypoint that starts as root needs to chown its volume and drop to its user.
+      const extra = (service.cap_add ?? []).filter((cap) => !['CHOWN', 'SETUID', 'SETGID'].includes(cap));
+      if (extra.length > 0) problems.push(`${name}: cap_add ${extra.join(', ')}`);
+    }
+    assert.deepEqual(problems, []);
+  });
+
+  test('every service whose image allows it has a read-only root filesystem; ours add back no capability', () => {
+    for (const [name, service] of Object.entries(services).map(([name, service]) => [name, parsed(service)] as const)) {
+      if (!WRITABLE_ROOT.has(name)) assert.equal(service.read_only, true, `${name}: read_only`);
+      if (service.build !== undefined && name !== 'tests') assert.equal(service.cap_add, undefined, `${name}: runs as its image's user and needs no capability`);
+    }
+  });
+
+  test('MongoDB is pinned to a patch version, not a minor line', () => {
+    assert.match(services.mongodb?.image ?? '', /^mongo:\d+\.\d+\.\d+$/);
+  });
+
+  test('the API serves its probes and metrics on OPS_PORT, which compose does not publish, and its healthcheck asks there', () => {
+    for (const name of ['api', 'api-replica']) {
+      const api = parsed(services[name]!);
+      const opsPort = String(api.environment?.OPS_PORT ?? '');
+      assert.match(opsPort, /^\d+$/, `${name}: OPS_PORT`);
+      assert.notEqual(opsPort, String(api.environment?.API_PORT));
+      assert.deepEqual((api.ports ?? []).filter((port) => String(typeof port === 'object' ? port.target : port).split(':').at(-1) === opsPort), [], `${name} publishes OPS_PORT`);
+      assert.deepEqual(api.healthcheck?.test?.slice(-2), ['OPS_PORT', opsPort], `${name}: healthcheck`);
+    }
+  });
+});

@@ -18,6 +18,8 @@ export interface Route {
    * write key required while WRITE_KEYS is set.
    */
   readonly ingestion: boolean;
+  /** For operators (the probes, /metrics): served on OPS_PORT, and only there, when it is set. */
+  readonly ops: boolean;
 }
 
 export type RouteTable = ReadonlyMap<string, Route>;
@@ -25,8 +27,8 @@ export type RouteTable = ReadonlyMap<string, Route>;
 /** `healthInfo`: dependencies readiness reports without depending on them (app.ts AppDeps). */
 export function activityRoutes(deps: SegmentControllerDeps & { readonly registry: Registry; readonly healthInfo?: HealthChecks }): RouteTable {
   const track = activityController(deps);
-  const ingest = (handler: Handler): Route => ({ methods: new Map([['POST', handler]]), ingestion: true });
-  const get = (handler: Handler): Route => ({ methods: new Map([['GET', handler]]), ingestion: false });
+  const ingest = (handler: Handler): Route => ({ methods: new Map([['POST', handler]]), ingestion: true, ops: false });
+  const get = (handler: Handler, ops = false): Route => ({ methods: new Map([['GET', handler]]), ingestion: false, ops });
   return new Map([
     ['/api/v1/activities', ingest(track(validateActivity))],
     ['/api/v1/activities/batch', ingest(batchController(deps))],
@@ -34,9 +36,9 @@ export function activityRoutes(deps: SegmentControllerDeps & { readonly registry
     // The Segment tracking API, where the Segment and RudderStack SDKs post (segment.ts).
     ['/v1/batch', ingest(segmentBatchController(deps))],
     ...CALL_TYPES.map((type) => [`/v1/${type}`, ingest(segmentCallController(deps, type))] as const),
-    [LIVE_PATH, get(live())],
-    ...READY_PATHS.map((path) => [path, get(ready(deps.publisher, deps.healthInfo))] as const),
-    ['/metrics', get(metrics(deps.registry))],
+    [LIVE_PATH, get(live(), true)],
+    ...READY_PATHS.map((path) => [path, get(ready(deps.publisher, deps.healthInfo), true)] as const),
+    ['/metrics', get(metrics(deps.registry), true)],
     ['/openapi.json', get(openApi())],
   ]);
 }
