@@ -98,6 +98,8 @@ try {
       API_PORT: '0',
       LOG_LEVEL: 'info',
       RATE_LIMIT_MAX_REQUESTS: '1000000000',
+      // wrk's connections all come from one address.
+      MAX_CONNECTIONS_PER_CLIENT: '1000000',
       // Room for every connection's batch at once: the cap is not what this measures.
       MAX_UNCONFIRMED: String(Math.max(...concurrencies) * EVENTS_PER_REQUEST),
     });

@@ -32,6 +32,8 @@ for (const runtime of runtimes) {
     API_PORT: '0',
     LOG_LEVEL: 'info',
     RATE_LIMIT_MAX_REQUESTS: '1000000000',
+    // wrk's connections all come from one address.
+    MAX_CONNECTIONS_PER_CLIENT: '1000000',
   };
   const api = await startReady('api', runtime, env);
   const shared = await startReady('api', runtime, { ...env, QUEUE_NAME: `${queue}_redis`, RATE_LIMIT_STORE: 'redis', REDIS_URL: redis.url });

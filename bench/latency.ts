@@ -23,6 +23,8 @@ const env = {
   HEALTH_PORT: '0',
   LOG_LEVEL: 'info',
   RATE_LIMIT_MAX_REQUESTS: '1000000000',
+  // wrk's connections all come from one address.
+  MAX_CONNECTIONS_PER_CLIENT: '1000000',
 };
 const [api, consumer] = await Promise.all([startReady('api', runtime, env), startService('consumer', runtime, env)]);
 const client = new MongoClient(url.toString());

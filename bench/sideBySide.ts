@@ -48,6 +48,8 @@ const apiEnv = (queue: string, extra: Record<string, string> = {}) => ({
   API_HOST: '127.0.0.1',
   API_PORT: '0',
   RATE_LIMIT_MAX_REQUESTS: '1000000000',
+  // wrk's connections all come from one address.
+  MAX_CONNECTIONS_PER_CLIENT: '1000000',
   ...extra,
 });
 const api = (runtime: Runtime, extra?: Record<string, string>) => (queue: string) => startReady('api', runtime, apiEnv(queue, extra));

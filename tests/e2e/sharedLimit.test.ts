@@ -72,7 +72,7 @@ for (const runtime of selectedRuntimes()) {
         QUEUE_NAME: queue,
         API_HOST: '127.0.0.1',
         API_PORT: '0',
-        TRUST_PROXY: '1',
+        TRUST_PROXY: '127.0.0.1',
         LOG_LEVEL: 'info',
         RATE_LIMIT_STORE: 'redis',
         REDIS_URL: redis.url,

@@ -43,6 +43,8 @@ export function selectedRuntimes(): Runtime[] {
 export interface RunningService {
   readonly child: ChildProcess;
   readonly port: number;
+  /** The API's OPS_PORT server (probes and /metrics), when it has one. */
+  readonly opsPort?: number;
   /** The last 500 log lines, for diagnosing a failure. */
   readonly logs: string[];
   readonly exited: Promise<number | null>;
@@ -58,7 +60,7 @@ export function startService(service: Service, runtime: Runtime, env: Record<str
  */
 export async function startReady(service: Service, runtime: Runtime, env: Record<string, string>): Promise<RunningService> {
   const running = await startService(service, runtime, env);
-  const ready = async () => (await fetch(`http://127.0.0.1:${running.port}/health/ready`).then((response) => response.status).catch(() => 0)) === 200;
+  const ready = async () => (await fetch(`http://127.0.0.1:${running.opsPort ?? running.port}/health/ready`).then((response) => response.status).catch(() => 0)) === 200;
   await waitFor(`${service} on ${runtime} to be ready`, ready, 30_000, () => running.logs.slice(-20).join('\n'));
   return running;
 }
@@ -69,7 +71,7 @@ export function scriptCommand(runtime: Runtime, script: string): string[] {
   return runtime === 'bun' ? ['bun', script] : ['node', '--import', 'tsx', script];
 }
 
-/** Starts `argv` and resolves with the port from its first `{"msg":"...listening...","port":N}` line. */
+/** Starts `argv` and resolves with the port (and opsPort) from its first `{"msg":"...listening...","port":N}` line. */
 export async function startCommand(label: string, argv: readonly string[], env: Record<string, string>): Promise<RunningService> {
   const [command, ...args] = argv;
   const child = spawn(command!, args, {
@@ -84,18 +86,20 @@ export async function startCommand(label: string, argv: readonly string[], env: 
   };
   const exited = once(child, 'exit').then(([code]) => code as number | null);
   createInterface({ input: child.stderr! }).on('line', keep);
-  const listening = new Promise<number>((resolvePort, reject) => {
+  const listening = new Promise<{ port: number; opsPort?: number }>((resolvePort, reject) => {
     createInterface({ input: child.stdout! }).on('line', (line) => {
       keep(line);
       const entry = parseJson(line);
-      if (typeof entry?.port === 'number' && /listening/.test(String(entry.msg))) resolvePort(entry.port);
+      if (typeof entry?.port === 'number' && /listening/.test(String(entry.msg))) {
+        resolvePort(typeof entry.opsPort === 'number' ? { port: entry.port, opsPort: entry.opsPort } : { port: entry.port });
+      }
     });
     void exited.then((code) => reject(new Error(`${label} exited (${code}) before listening:\n${logs.join('\n')}`)));
   });
   // Not listening within 30 s: kill it, which settles `listening` through the exit above.
   const guard = setTimeout(() => child.kill('SIGKILL'), 30_000);
   try {
-    return { child, port: await listening, logs, exited };
+    return { child, ...(await listening), logs, exited };
   } finally {
     clearTimeout(guard);
   }

@@ -46,7 +46,8 @@ export class TestSystem {
       API_PORT: '0',
       HEALTH_HOST: '127.0.0.1',
       HEALTH_PORT: '0',
-      TRUST_PROXY: '1',
+      // The test is the one proxy in front of many clients: listed, its connections are not capped per address.
+      TRUST_PROXY: '127.0.0.1',
       LOG_LEVEL: 'info',
     };
   }
@@ -61,7 +62,7 @@ export class TestSystem {
     return this.consumer;
   }
 
-  /** POSTs one event as client `clientIp` (through X-Forwarded-For, TRUST_PROXY=1). */
+  /** POSTs one event as client `clientIp` (through X-Forwarded-For, from the trusted 127.0.0.1). */
   async post(body: unknown, clientIp: string, path = '/api/v1/activities'): Promise<Answer> {
     const response = await fetch(`http://127.0.0.1:${this.api!.port}${path}`, {
       method: 'POST',
