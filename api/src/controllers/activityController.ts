@@ -1,6 +1,7 @@
 // Ingestion of one event or a batch, after routing and rate limiting: read body -> parse JSON ->
 // validate -> publish -> 202. Any failure is thrown as an AppError and answered by the problem writer.
 import { randomUUID } from 'node:crypto';
+import { setImmediate as loopTurn } from 'node:timers/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AcceptedResponse, ActivityEvent, BatchAcceptedResponse, QueueMessage } from '@event-tracker/shared';
 import type { Clock } from '@event-tracker/common/clock.ts';
@@ -41,12 +42,24 @@ export function activityController(deps: ActivityControllerDeps): (validate: (bo
 export function batchController(deps: ActivityControllerDeps): Handler {
   return async (req, res, source) => {
     requireJson(req.headers['content-type']);
-    const events = validateBatch(parseJson(await readBody(req, deps.maxBatchBodyBytes, deps.bodyTimeoutMs)), deps.batchMaxEvents);
+    const body = parseJson(await readBody(req, deps.maxBatchBodyBytes, deps.bodyTimeoutMs));
+    await betweenSteps();
+    const events = validateBatch(body, deps.batchMaxEvents);
+    await betweenSteps();
     const messages = events.map((event) => toMessage(event, source));
     await timed(deps, (receivedAt) => deps.publisher.publishAll(messages, receivedAt));
     const accepted: BatchAcceptedResponse = { status: 'accepted', ids: messages.map((message) => message.id) };
     sendJson(res, 202, accepted);
   };
+}
+
+/**
+ * Lets the event loop turn between the steps of a batch (parse, check, publish), so that other
+ * requests and the broker's heartbeats wait for the longest step of a MiB body, not for all of them
+ * (BENCHMARKS.md, "Worst-case requests").
+ */
+export function betweenSteps(): Promise<void> {
+  return loopTurn();
 }
 
 /** The message for a validated event: its id settled, and the write key's name when there is one. */

@@ -3,7 +3,7 @@
 // The body is JSON whatever its Content-Type, as RudderStack's own gateway reads it: its Node SDK
 // labels gzip JSON application/x-www-form-urlencoded.
 import type { ActivityControllerDeps, Handler } from './activityController.ts';
-import { timed, toMessage } from './activityController.ts';
+import { betweenSteps, timed, toMessage } from './activityController.ts';
 import { parseJson, readBody } from '../body.ts';
 import { sendJson } from '../respond.ts';
 import { mapBatch, mapCall, type CallType } from '../segment.ts';
@@ -34,7 +34,9 @@ export function segmentBatchController(deps: SegmentControllerDeps): Handler {
   return async (req, res, source) => {
     const body = parseJson(await readBody(req, deps.segmentMaxBatchBytes, deps.bodyTimeoutMs));
     const receivedAt = new Date(deps.clock.wall());
+    await betweenSteps();
     const events = mapBatch(body, { maxCallBytes: deps.segmentMaxCallBytes, maxCalls: deps.batchMaxEvents }, receivedAt);
+    await betweenSteps();
     const messages = events.map((event) => toMessage(event, source));
     await timed(deps, (at) => deps.publisher.publishAll(messages, at), receivedAt);
     sendJson(res, 200, SUCCESS);
