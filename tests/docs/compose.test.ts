@@ -356,4 +356,8 @@ describe('docker-compose.yml hardening', { skip }, () => {
       assert.deepEqual(api.healthcheck?.test?.slice(-2), ['OPS_PORT', opsPort], `${name}: healthcheck`);
     }
   });
+
+  test("the API image's own HEALTHCHECK asks OPS_PORT first, then API_PORT, so it holds with OPS_PORT set or not", () => {
+    assert.match(readFileSync(join(root, 'api/Dockerfile'), 'utf8'), /^HEALTHCHECK .*CMD \["bun", "common\/src\/healthcheck\.ts", "OPS_PORT", "API_PORT", "3000"\]$/m);
+  });
 });
