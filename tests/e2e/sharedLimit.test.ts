@@ -79,6 +79,10 @@ for (const runtime of selectedRuntimes()) {
         RATE_LIMIT_REDIS_PREFIX: `${queue}:`,
         RATE_LIMIT_MAX_REQUESTS: String(LIMIT),
         RATE_LIMIT_WINDOW_MS: String(WINDOW_MS),
+        // These tests count decisions Redis makes. On a busy machine an answer can come later than
+        // the default 50 ms, and that request is rightly decided in process (an outage of its own,
+        // api/tests/redisLimiter.test.ts); the longest timeout keeps such blips out of the counts.
+        RATE_LIMIT_REDIS_TIMEOUT_MS: '1000',
       };
       apis = await Promise.all(Array.from({ length: REPLICAS }, () => startReady('api', runtime, env)));
       await waitFor('every replica to share the limit', async () => (await Promise.all(apis.map(redisState))).every((state) => state === 'up'), 10_000);
@@ -133,8 +137,10 @@ for (const runtime of selectedRuntimes()) {
 
         await redis.kill();
         await waitFor('every replica to see Redis down', async () => (await Promise.all(apis.map(redisState))).every((state) => state === 'down'), 10_000);
+        const killedAt = stream.length;
         const alone = await spread(apis, newClient(), 3 * LIMIT + 3);
         assert.equal(accepted(alone).length, 3 * LIMIT, `each replica allows the limit on its own: ${statuses(alone)}`);
+        await waitFor('traffic during the outage', () => stream.length >= killedAt + 30, 10_000);
 
         await redis.restart();
         // The stream's requests ask Redis again; each replica is up once one of them is answered.
@@ -143,15 +149,18 @@ for (const runtime of selectedRuntimes()) {
         streaming = false;
         await streamed;
       }
-      assert.ok(stream.length >= 60, `answers during the run: ${stream.length}`);
       assert.deepEqual([...new Set(statuses(stream))].filter((status) => status !== 202 && status !== 429), [], 'nothing but 202 and 429');
 
       const shared = await spread(apis, newClient(), 3 * LIMIT);
       assert.equal(accepted(shared).length, LIMIT, `shared again: ${statuses(shared)}`);
       for (const api of apis) {
-        const messages = api.logs.map((line) => /"msg":"([^"]*)"/.exec(line)?.[1] ?? '');
-        assert.equal(messages.filter((msg) => msg.startsWith('rate limit store unavailable')).length, 1, 'the outage logged once');
-        assert.equal(messages.filter((msg) => msg.startsWith('rate limit store answering again')).length, 1, 'the recovery logged once');
+        // Each switch is logged once, so the lines alternate, an outage then its recovery; the kill
+        // made at least one pair. A slow answer on a busy machine is an outage of its own, one more pair.
+        const switches = api.logs.flatMap((line) => {
+          const msg = /"msg":"([^"]*)"/.exec(line)?.[1] ?? '';
+          return msg.startsWith('rate limit store unavailable') ? ['down'] : msg.startsWith('rate limit store answering again') ? ['up'] : [];
+        });
+        assert.ok(switches.length >= 2 && switches.every((state, i) => state === (i % 2 === 0 ? 'down' : 'up')), `each outage and recovery logged once, in turn: ${switches.join(', ')}`);
         assert.ok(api.logs.every((line) => !line.includes(password)), 'the password of REDIS_URL is in no log line');
       }
     });
