@@ -9,7 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import amqp from 'amqplib';
 import type { ActivityEvent } from '@event-tracker/shared';
-import { assertTopology, deadLetterQueueName, type TopologyOptions } from '@event-tracker/common/topology.ts';
+import { assertTopology, deadLetterQueueName } from '@event-tracker/common/broker/topology.ts';
+import { testTopology } from '../tests/support/services.ts';
 import { encodeMessage } from '../api/src/publisher.ts';
 import { clearQueues, median, requireEnv, startReady, stopService, table, wrk, type Runtime, type WrkResult } from './support.ts';
 
@@ -19,8 +20,6 @@ const runs = Number(process.env.BENCH_RUNS ?? 3);
 const runtimes = (process.env.BENCH_RUNTIMES ?? 'node20-tsx,bun').split(',') as Runtime[];
 const concurrencies = (process.env.BENCH_CONCURRENCY ?? '4,16').split(',').map(Number);
 const EVENTS_PER_REQUEST = 100;
-/** The API's defaults (config.ts): the broker-only queue must be the same kind of queue. */
-const QUEUE: Omit<TopologyOptions, 'queueName'> = { queueType: 'quorum', deliveryLimit: 10 };
 
 // Without ids, so the API makes a new one per event and every request may repeat the same body.
 const events: ActivityEvent[] = Array.from({ length: EVENTS_PER_REQUEST }, (_, i) => ({
@@ -94,6 +93,7 @@ try {
     const api = await startReady('api', runtime, {
       RABBITMQ_URL: rabbitmqUrl,
       QUEUE_NAME: queue,
+      EVENTS_EXCHANGE: queue,
       API_HOST: '127.0.0.1',
       API_PORT: '0',
       LOG_LEVEL: 'info',
@@ -104,7 +104,8 @@ try {
       MAX_UNCONFIRMED: String(Math.max(...concurrencies) * EVENTS_PER_REQUEST),
     });
     const connection = await amqp.connect(rabbitmqUrl);
-    await assertTopology(await connection.createChannel(), { ...QUEUE, queueName: brokerQueue });
+    // The API's defaults but for the names: the broker-only queue must be the same kind of queue.
+    await assertTopology(await connection.createChannel(), testTopology(brokerQueue));
     await connection.close();
     const url = `http://127.0.0.1:${api.port}/api/v1/activities/batch`;
     try {

@@ -10,7 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import amqp from 'amqplib';
 import { MongoClient } from 'mongodb';
-import { assertTopology } from '@event-tracker/common/topology.ts';
+import { assertTopology } from '@event-tracker/common/broker/topology.ts';
+import { testTopology } from '../tests/support/services.ts';
 import { perRequestTable } from './cpuProfile.ts';
 import { clearQueues, cpuMicros, cpuSecondsBetween, cpuSecondsOf, median, requireEnv, startService, stopService, table, type Runtime } from './support.ts';
 
@@ -53,7 +54,7 @@ async function prefill(queue: string, bodies: ReturnType<typeof eventAt>[]): Pro
   const connection = await amqp.connect(rabbitmqUrl);
   try {
     const channel = await connection.createConfirmChannel();
-    await assertTopology(channel, { queueName: queue, queueType: 'quorum', deliveryLimit: 10 });
+    await assertTopology(channel, testTopology(queue));
     for (const body of bodies) {
       // As the API publishes it: the receive time in the body.
       const ok = channel.sendToQueue(queue, Buffer.from(JSON.stringify({ ...body, receivedAt })), {
@@ -108,6 +109,7 @@ async function consumerRun(runtime: Runtime, name: string, prefetch: number, bat
     RABBITMQ_URL: rabbitmqUrl,
     DATABASE_URL: databaseNamed(name),
     QUEUE_NAME: name,
+    EVENTS_EXCHANGE: name,
     PREFETCH: String(prefetch),
     BATCH_SIZE: String(batchSize),
     HEALTH_HOST: '127.0.0.1',

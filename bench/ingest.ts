@@ -28,6 +28,7 @@ for (const runtime of runtimes) {
   const env = {
     RABBITMQ_URL: rabbitmqUrl,
     QUEUE_NAME: queue,
+    EVENTS_EXCHANGE: queue,
     API_HOST: '127.0.0.1',
     API_PORT: '0',
     LOG_LEVEL: 'info',
@@ -36,10 +37,11 @@ for (const runtime of runtimes) {
     MAX_CONNECTIONS_PER_CLIENT: '1000000',
   };
   const api = await startReady('api', runtime, env);
-  const shared = await startReady('api', runtime, { ...env, QUEUE_NAME: `${queue}_redis`, RATE_LIMIT_STORE: 'redis', REDIS_URL: redis.url });
+  const shared = await startReady('api', runtime, { ...env, QUEUE_NAME: `${queue}_redis`, EVENTS_EXCHANGE: `${queue}_redis`, RATE_LIMIT_STORE: 'redis', REDIS_URL: redis.url });
   const baseline = await startCommand(`baseline on ${runtime}`, scriptCommand(runtime, 'bench/baseline.ts'), {
     ...env,
     QUEUE_NAME: `${queue}_baseline`,
+    EVENTS_EXCHANGE: `${queue}_baseline`,
     QUEUE_ARGUMENTS: await declareApiQueue(rabbitmqUrl, `${queue}_baseline`),
   });
   try {

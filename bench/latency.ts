@@ -17,6 +17,7 @@ const env = {
   RABBITMQ_URL: rabbitmqUrl,
   DATABASE_URL: url.toString(),
   QUEUE_NAME: name,
+  EVENTS_EXCHANGE: name,
   API_HOST: '127.0.0.1',
   API_PORT: '0',
   HEALTH_HOST: '127.0.0.1',

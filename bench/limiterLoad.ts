@@ -56,7 +56,7 @@ async function flood(port: number, address: string, count: number, parallel: num
 }
 
 const queue = `bench_limiter_${process.pid}`;
-const api = await startReady('api', runtime, { RABBITMQ_URL: rabbitmqUrl, QUEUE_NAME: queue, API_HOST: '127.0.0.1', API_PORT: '0', LOG_LEVEL: 'info' });
+const api = await startReady('api', runtime, { RABBITMQ_URL: rabbitmqUrl, QUEUE_NAME: queue, EVENTS_EXCHANGE: queue, API_HOST: '127.0.0.1', API_PORT: '0', LOG_LEVEL: 'info' });
 try {
   // 1. 100 addresses at full speed.
   const addresses = Array.from({ length: 100 }, (_, i) => `127.0.1.${i + 1}`);

@@ -25,6 +25,7 @@ const queue = `bench_profile_${process.pid}`;
 const running = await startCommand(`${server} on ${runtime}`, [...argv, scripts[server]!], {
   RABBITMQ_URL: rabbitmqUrl,
   QUEUE_NAME: queue,
+  EVENTS_EXCHANGE: queue,
   QUEUE_ARGUMENTS: await declareApiQueue(rabbitmqUrl, queue),
   API_HOST: '127.0.0.1',
   API_PORT: '0',

@@ -6,8 +6,9 @@
 // Usage: RABBITMQ_URL=... node --import tsx bench/quorumQueue.ts   (BENCH_SECONDS, default 5; BENCH_WINDOWS, default 1,10,100,1000)
 import { randomUUID } from 'node:crypto';
 import amqp, { type ConfirmChannel } from 'amqplib';
-import { assertTopology } from '@event-tracker/common/topology.ts';
+import { assertTopology } from '@event-tracker/common/broker/topology.ts';
 import { clearQueues, requireEnv, table } from './support.ts';
+import { testTopology } from '../tests/support/services.ts';
 
 const rabbitmqUrl = requireEnv('RABBITMQ_URL');
 const seconds = Number(process.env.BENCH_SECONDS ?? 5);
@@ -50,7 +51,7 @@ const connection = await amqp.connect(rabbitmqUrl);
 const rows: Record<string, string | number>[] = [];
 try {
   const channel = await connection.createConfirmChannel();
-  await assertTopology(channel, { queueName: queue, queueType: 'quorum', deliveryLimit: 10 });
+  await assertTopology(channel, testTopology(queue));
   for (const window of windows) {
     rows.push({ consumer: 'none', unconfirmed: window, ...(await publishFor(channel, window)) });
     await channel.purgeQueue(queue);
@@ -73,7 +74,7 @@ try {
 
   // Two queues, a channel each, half the window each: what partitioning buys on one node.
   const second = await connection.createConfirmChannel();
-  await assertTopology(second, { queueName: `${queue}_2`, queueType: 'quorum', deliveryLimit: 10 });
+  await assertTopology(second, testTopology(`${queue}_2`));
   const halves = await Promise.all([publishFor(channel, window / 2), publishFor(second, window / 2, `${queue}_2`)]);
   rows.push({
     consumer: 'none, two queues',

@@ -42,13 +42,13 @@ const contenders: Contender[] = [];
 try {
   for (const [i, revision] of revisions.entries()) {
     const queue = `bench_revision_${process.pid}_${i}`;
-    const env = { RABBITMQ_URL: rabbitmqUrl, QUEUE_NAME: queue, API_HOST: '127.0.0.1', API_PORT: '0', RATE_LIMIT_MAX_REQUESTS: '1000000000', MAX_CONNECTIONS_PER_CLIENT: '1000000' };
+    const env = { RABBITMQ_URL: rabbitmqUrl, QUEUE_NAME: queue, EVENTS_EXCHANGE: queue, API_HOST: '127.0.0.1', API_PORT: '0', RATE_LIMIT_MAX_REQUESTS: '1000000000', MAX_CONNECTIONS_PER_CLIENT: '1000000' };
     const server = await startCommand(revision, [...command, join(checkout(revision), 'api/src/server.ts')], env);
     await waitFor(`${revision} to be ready`, async () => (await fetch(`http://127.0.0.1:${server.port}/health/ready`)).ok);
     contenders.push({ name: revision, queue, server });
   }
   const queue = `bench_revision_${process.pid}_fastify`;
-  const fastifyEnv = { RABBITMQ_URL: rabbitmqUrl, QUEUE_NAME: queue, API_PORT: '0', QUEUE_ARGUMENTS: await declareApiQueue(rabbitmqUrl, queue) };
+  const fastifyEnv = { RABBITMQ_URL: rabbitmqUrl, QUEUE_NAME: queue, EVENTS_EXCHANGE: queue, API_PORT: '0', QUEUE_ARGUMENTS: await declareApiQueue(rabbitmqUrl, queue) };
   contenders.push({ name: 'Fastify peer', queue, server: await startCommand('fastify', [node26, 'bench/peers/fastify.mjs'], fastifyEnv) });
 
   const samples = contenders.map(() => ({ rps: [] as number[], cpu: [] as number[] }));

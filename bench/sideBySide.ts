@@ -45,6 +45,7 @@ writeFileSync(batchFile, JSON.stringify({ batch: Array.from({ length: BATCH_EVEN
 const apiEnv = (queue: string, extra: Record<string, string> = {}) => ({
   RABBITMQ_URL: rabbitmqUrl,
   QUEUE_NAME: queue,
+  EVENTS_EXCHANGE: queue,
   API_HOST: '127.0.0.1',
   API_PORT: '0',
   RATE_LIMIT_MAX_REQUESTS: '1000000000',

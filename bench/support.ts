@@ -3,7 +3,7 @@ import { execFile } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import amqp from 'amqplib';
-import { assertTopology, queueArguments } from '@event-tracker/common/topology.ts';
+import { assertTopology, queueArguments } from '@event-tracker/common/broker/topology.ts';
 import { loadConfig } from '../api/src/config.ts';
 
 export { scriptCommand, startCommand, startReady, startService, stopService, type Runtime, type RunningService } from '../tests/support/processes.ts';
@@ -85,14 +85,14 @@ export function requireEnv(name: string): string {
  * server in a comparison then writes to the same kind of queue.
  */
 export async function declareApiQueue(url: string, queueName: string): Promise<string> {
-  const { topology } = loadConfig({ RABBITMQ_URL: url, QUEUE_NAME: queueName });
+  const { topology } = loadConfig({ RABBITMQ_URL: url, QUEUE_NAME: queueName, EVENTS_EXCHANGE: queueName });
   const connection = await amqp.connect(url);
   try {
     await assertTopology(await connection.createChannel(), topology);
   } finally {
     await connection.close();
   }
-  return JSON.stringify(queueArguments(topology));
+  return JSON.stringify(queueArguments(topology, queueName));
 }
 
 /** User plus system CPU time a process has used so far, in microseconds (Linux /proc). */

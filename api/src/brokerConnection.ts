@@ -1,14 +1,15 @@
-// The publisher's broker session (common/src/brokerSession.ts): every new session's confirm channel
-// is handed to the publisher, and the connection's blocked/unblocked (a broker resource alarm)
-// reaches it too. A session counts as working at its first confirm.
+// The publisher's broker session (common/src/broker/session.ts): every new session's confirm
+// channel is handed to the publisher, and the connection's blocked/unblocked (a broker resource
+// alarm) reaches it too. A session counts as working at its first confirm.
 import type { BackoffOptions } from '@event-tracker/common/backoff.ts';
-import { BrokerSession } from '@event-tracker/common/brokerSession.ts';
+import type { BrokerNode } from '@event-tracker/common/broker/nodes.ts';
+import { BrokerSession } from '@event-tracker/common/broker/session.ts';
+import { declareTopology, type TopologyOptions } from '@event-tracker/common/broker/topology.ts';
 import type { Logger } from '@event-tracker/common/logger.ts';
-import { assertTopology, type TopologyOptions } from '@event-tracker/common/topology.ts';
 import type { ConfirmPublisher } from './publisher.ts';
 
 export interface BrokerOptions {
-  readonly url: string;
+  readonly nodes: readonly BrokerNode[];
   readonly heartbeatSeconds: number;
   readonly topology: TopologyOptions;
   readonly publisher: ConfirmPublisher;
@@ -41,15 +42,16 @@ export function connectBroker(options: BrokerOptions): BrokerConnection {
           publisher.setBlocked(false);
           logger.info('broker unblocked publishing');
         });
-        // A return means the queue is gone (an operator deleted it, say). Declaring it again lets
-        // the next events through, instead of answering 503 until some later reconnect.
+        // A return means no queue is bound for the event (an operator deleted the stored queue,
+        // say). Declaring the topology again lets the next events through, instead of answering
+        // 503 until some later reconnect.
         let redeclaring = false;
         channel.on('return', () => {
           if (redeclaring) return;
           redeclaring = true;
-          logger.warn('event returned as unroutable; declaring the queue again', { queue: topology.queueName });
-          assertTopology(channel, topology)
-            .catch((err: unknown) => logger.warn('declaring the queue failed', { err }))
+          logger.warn('event returned as unroutable; declaring the topology again', { exchange: topology.exchange });
+          declareTopology(connection, topology, logger)
+            .catch((err: unknown) => logger.warn('declaring the topology failed', { err }))
             .finally(() => (redeclaring = false));
         });
         publisher.attach(channel, () => session.worked());

@@ -8,7 +8,8 @@ import { parseCorsPolicy, type CorsPolicy } from './middlewares/cors.ts';
 import { MAX_WINDOW_MS } from './middlewares/rateLimiter.ts';
 import { parseWriteKeys, type WriteKeys } from './middlewares/writeKey.ts';
 import type { LevelName } from '@event-tracker/common/logger.ts';
-import type { TopologyOptions } from '@event-tracker/common/topology.ts';
+import type { BrokerNode } from '@event-tracker/common/broker/nodes.ts';
+import type { TopologyOptions } from '@event-tracker/common/broker/topology.ts';
 
 export { ConfigError } from '@event-tracker/common/env.ts';
 
@@ -18,6 +19,9 @@ export const DEFAULTS = {
   QUEUE_NAME: 'user_activities',
   QUEUE_TYPE: 'quorum',
   QUEUE_DELIVERY_LIMIT: 10,
+  QUEUE_REPLICAS: 3,
+  QUEUE_PARTITIONS: 1,
+  EVENTS_EXCHANGE: 'activities',
   MAX_BODY_BYTES: 65_536,
   MAX_BATCH_BODY_BYTES: 1_048_576,
   BATCH_MAX_EVENTS: 500,
@@ -58,7 +62,7 @@ export const DEFAULTS = {
 } as const;
 
 export interface Config {
-  readonly rabbitmqUrl: string;
+  readonly brokerNodes: readonly BrokerNode[];
   readonly host: string;
   readonly port: number;
   readonly topology: TopologyOptions;
@@ -127,9 +131,9 @@ const RATE_LIMIT_STORES = ['memory', 'redis'] as const;
 
 export function loadConfig(env: Readonly<Record<string, string | undefined>>): Config {
   const read = new EnvReader(env, DEFAULTS);
-  const { rabbitmqUrl, topology, heartbeatSeconds, shutdownTimeoutMs, logLevel } = readBrokerSettings(read);
+  const { brokerNodes, topology, heartbeatSeconds, shutdownTimeoutMs, logLevel } = readBrokerSettings(read);
   const config: Config = {
-    rabbitmqUrl,
+    brokerNodes,
     host: read.text('API_HOST'),
     port: read.integer('API_PORT', 0, 65_535),
     topology,

@@ -2,6 +2,7 @@
 // and did not return it as unroutable; every publish ends within `publishTimeoutMs`.
 import type { Message, Options } from 'amqplib';
 import type { QueueMessage } from '@event-tracker/shared';
+import { PARTITION_HEADER, partitionOf, routingKey } from '@event-tracker/common/broker/topology.ts';
 import { PublishOutcomeUnknown, QueueUnavailable, batchFailure } from './errors.ts';
 
 export interface Publisher {
@@ -24,13 +25,16 @@ export interface Publisher {
 
 /** The part of an amqplib ConfirmChannel this module uses; tests fake it. */
 export interface PublishChannel {
-  sendToQueue(queue: string, content: Buffer, options: Options.Publish, callback: (err: unknown) => void): boolean;
+  publish(exchange: string, routingKey: string, content: Buffer, options: Options.Publish, callback: (err: unknown) => void): boolean;
   on(event: 'return', listener: (message: Message) => void): unknown;
   on(event: 'drain' | 'close', listener: () => void): unknown;
 }
 
 export interface PublisherOptions {
-  readonly queueName: string;
+  /** EVENTS_EXCHANGE: every event is published there, its type as routing key. */
+  readonly exchange: string;
+  /** QUEUE_PARTITIONS: above 1, each event carries its partition for the stream's headers exchange. */
+  readonly partitions: number;
   readonly publishTimeoutMs: number;
   /** Publishes awaiting a confirm (or waiting to be sent) beyond which new ones are refused. */
   readonly maxUnconfirmed: number;
@@ -104,11 +108,11 @@ export class ConfirmPublisher implements Publisher {
       return Promise.reject(new QueueUnavailable('over-capacity', 'too many events are waiting for the broker', id));
     }
 
-    const { queueName, publishTimeoutMs } = this.#options;
+    const { exchange, partitions, publishTimeoutMs } = this.#options;
     const entry: InFlight = { messageId: message.id, returned: false };
     // Counted until the broker answers, even past a timeout: the channel still holds it.
     this.#inFlight.add(entry);
-    const { content, properties } = encodeMessage(message, receivedAt);
+    const { content, properties } = encodeMessage(message, receivedAt, partitions);
 
     return new Promise((resolve, reject) => {
       let settled = false;
@@ -135,10 +139,10 @@ export class ConfirmPublisher implements Publisher {
         const onConfirm = this.#onConfirm;
         try {
           sent = true;
-          const writable = channel.sendToQueue(queueName, content, properties, (err) => {
+          const writable = channel.publish(exchange, routingKey(message.eventType), content, properties, (err) => {
             this.#inFlight.delete(entry);
             if (err) settle(confirmFailure(err, id));
-            else if (entry.returned) settle(new QueueUnavailable('returned', `queue "${queueName}" does not exist`, id));
+            else if (entry.returned) settle(new QueueUnavailable('returned', 'no queue took the event', id));
             else {
               onConfirm();
               settle();
@@ -185,21 +189,21 @@ export class ConfirmPublisher implements Publisher {
 
 /**
  * The AMQP message for an event: its JSON body with the receive time, persistent and mandatory (a
- * return means no queue took it), `messageId` = `id` (the consumer's idempotency key). No header
- * table: amqplib encodes one per message at a cost the body's extra field does not have.
+ * return means no queue took it), `messageId` = `id` (the consumer's idempotency key). A header
+ * table only with partitions: amqplib encodes one per message at a cost the body's extra field
+ * does not have (BENCHMARKS.md).
  */
-export function encodeMessage(message: QueueMessage, receivedAt: Date): { readonly content: Buffer; readonly properties: Options.Publish } {
+export function encodeMessage(message: QueueMessage, receivedAt: Date, partitions = 1): { readonly content: Buffer; readonly properties: Options.Publish } {
   const body: QueueMessage = { ...message, receivedAt: receivedAt.toISOString() };
-  return {
-    content: Buffer.from(JSON.stringify(body)),
-    properties: {
-      persistent: true,
-      mandatory: true,
-      contentType: 'application/json',
-      messageId: message.id,
-      timestamp: Math.floor(receivedAt.getTime() / 1000),
-    },
+  const properties: Options.Publish = {
+    persistent: true,
+    mandatory: true,
+    contentType: 'application/json',
+    messageId: message.id,
+    timestamp: Math.floor(receivedAt.getTime() / 1000),
   };
+  if (partitions > 1) properties.headers = { [PARTITION_HEADER]: String(partitionOf(message.userId, partitions)) };
+  return { content: Buffer.from(JSON.stringify(body)), properties };
 }
 
 /**

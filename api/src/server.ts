@@ -27,7 +27,8 @@ const logger = createLogger({ service: 'api' }, { level: config.logLevel });
 for (const warning of startupWarnings(config)) logger.warn(warning);
 const metrics = createApiMetrics();
 const publisher = new ConfirmPublisher({
-  queueName: config.topology.queueName,
+  exchange: config.topology.exchange,
+  partitions: config.topology.partitions,
   publishTimeoutMs: config.publishTimeoutMs,
   maxUnconfirmed: config.maxUnconfirmed,
 });
@@ -44,7 +45,7 @@ const opsServer = config.ops === undefined ? undefined : createApp(deps, 'ops');
 // Connects in the background: until the first session opens, readiness is 503 and ingestion
 // answers 503 with Retry-After at once, so clients and probes get an answer during a broker outage.
 const broker = connectBroker({
-  url: config.rabbitmqUrl,
+  nodes: config.brokerNodes,
   heartbeatSeconds: config.heartbeatSeconds,
   topology: config.topology,
   publisher,

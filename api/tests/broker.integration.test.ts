@@ -4,14 +4,13 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { TestContext } from 'node:test';
 import amqp from 'amqplib';
-import { deleteQueues, servicesMissing, serviceUrl, uniqueName } from '../../tests/support/services.ts';
+import { deleteTopology, serviceUrl, servicesMissing, uniqueName } from '../../tests/support/services.ts';
 import { TcpProxy } from '../../tests/support/tcpProxy.ts';
 import { waitFor } from '../../tests/support/processes.ts';
 import { connectBroker } from '../src/brokerConnection.ts';
 import { loadConfig } from '../src/config.ts';
 import { createLogger } from '@event-tracker/common/logger.ts';
 import { ConfirmPublisher } from '../src/publisher.ts';
-import { deadLetterQueueName } from '@event-tracker/common/topology.ts';
 import { postJson, startApp, VALID_EVENT } from './helpers.ts';
 
 const FAST = { AMQP_HEARTBEAT_SECONDS: '1', PUBLISH_TIMEOUT_MS: '1000' };
@@ -19,12 +18,12 @@ const FAST = { AMQP_HEARTBEAT_SECONDS: '1', PUBLISH_TIMEOUT_MS: '1000' };
 /** The app with a real publisher connected to `url` (the broker, or a proxy in front of it). */
 async function startWithBroker(t: TestContext, url = serviceUrl('RABBITMQ_URL')) {
   const queue = uniqueName('api_test');
-  const env = { ...FAST, QUEUE_NAME: queue };
+  const env = { ...FAST, QUEUE_NAME: queue, EVENTS_EXCHANGE: queue };
   const config = loadConfig({ ...env, RABBITMQ_URL: url });
-  const publisher = new ConfirmPublisher({ queueName: queue, publishTimeoutMs: config.publishTimeoutMs, maxUnconfirmed: config.maxUnconfirmed });
+  const publisher = new ConfirmPublisher({ exchange: config.topology.exchange, partitions: 1, publishTimeoutMs: config.publishTimeoutMs, maxUnconfirmed: config.maxUnconfirmed });
   const brokerLogs: string[] = [];
   const broker = connectBroker({
-    url,
+    nodes: config.brokerNodes,
     heartbeatSeconds: config.heartbeatSeconds,
     topology: config.topology,
     publisher,
@@ -38,7 +37,7 @@ async function startWithBroker(t: TestContext, url = serviceUrl('RABBITMQ_URL'))
   t.after(async () => {
     await broker.close();
     await admin.close().catch(() => {});
-    await deleteQueues(queue, deadLetterQueueName(queue));
+    await deleteTopology(queue);
   });
   const app = await startApp(t, { env, publisher });
   return { app, queue, channel, brokerLogs };
@@ -88,7 +87,7 @@ describe('API against RabbitMQ', { skip: servicesMissing('RABBITMQ_URL') }, () =
     await channel.deleteQueue(queue);
     const response = await postJson(`${app.url}/api/v1/activities`, VALID_EVENT);
     assert.equal(response.status, 503);
-    assert.match(((await response.json()) as { detail: string }).detail, /does not exist/);
+    assert.match(((await response.json()) as { detail: string }).detail, /no queue took the event/);
     await waitFor('events to be accepted again', async () => (await postJson(`${app.url}/api/v1/activities`, VALID_EVENT)).status === 202);
     assert.equal((await channel.checkQueue(queue)).messageCount, 1);
   });

@@ -18,10 +18,10 @@ describe('loadConfig', () => {
   test('applies every default when only RABBITMQ_URL is set', () => {
     const config = loadConfig(URL_ONLY);
     assert.deepEqual(config, {
-      rabbitmqUrl: URL_ONLY.RABBITMQ_URL,
+      brokerNodes: [{ url: URL_ONLY.RABBITMQ_URL, label: 'rabbit.internal:5672' }],
       host: DEFAULTS.API_HOST,
       port: 3000,
-      topology: { queueName: 'user_activities', queueType: 'quorum', deliveryLimit: 10 },
+      topology: { exchange: 'activities', queueName: 'user_activities', queueType: 'quorum', deliveryLimit: 10, replicas: 3, partitions: 1 },
       maxBodyBytes: 65_536,
       maxBatchBodyBytes: 1_048_576,
       batchMaxEvents: 500,
@@ -77,7 +77,7 @@ describe('loadConfig', () => {
     });
     assert.equal(config.host, '127.0.0.1');
     assert.equal(config.port, 0);
-    assert.deepEqual(config.topology, { queueName: 'events', queueType: 'classic', deliveryLimit: 3 });
+    assert.deepEqual(config.topology, { exchange: 'activities', queueName: 'events', queueType: 'classic', deliveryLimit: 3, replicas: 3, partitions: 1 });
     assert.deepEqual(
       [config.maxBodyBytes, config.publishTimeoutMs, config.maxUnconfirmed, config.heartbeatSeconds, config.shutdownTimeoutMs],
       [1024, 250, 7, 2, 0],
@@ -221,13 +221,41 @@ describe('loadConfig', () => {
   });
 
   test('names a missing RABBITMQ_URL', () => {
-    assert.deepEqual(problemsOf({}), ['RABBITMQ_URL is required (an amqp:// or amqps:// URL)']);
+    assert.deepEqual(problemsOf({}), ['RABBITMQ_URL is required (an amqp:// or amqps:// URL, or a comma-separated list of them)']);
   });
 
   test('rejects a non-AMQP RABBITMQ_URL without repeating it, since it may hold a password', () => {
     const [problem] = problemsOf({ RABBITMQ_URL: 'http://user:hunter2@host' });
     assert.equal(problem, 'RABBITMQ_URL must be an amqp:// or amqps:// URL');
     assert.deepEqual(problemsOf({ RABBITMQ_URL: 'not a url' }), ['RABBITMQ_URL must be an amqp:// or amqps:// URL']);
+  });
+
+  test("takes a cluster's nodes as a comma-separated list, each with its own credentials", () => {
+    const config = loadConfig({ RABBITMQ_URL: 'amqp://a:one@rabbit-1:5672, amqps://b:two@rabbit-2,amqp://rabbit-3:5673/vhost' });
+    assert.deepEqual(
+      config.brokerNodes.map((node) => node.label),
+      ['rabbit-1:5672', 'rabbit-2:5671', 'rabbit-3:5673'],
+    );
+    assert.equal(config.brokerNodes[1]!.url, 'amqps://b:two@rabbit-2');
+  });
+
+  test('names each bad entry of a node list by position, never by its text', () => {
+    const problems = problemsOf({ RABBITMQ_URL: 'amqp://ok-1,http://u:hunter2@bad,,amqp://ok-2' });
+    assert.deepEqual(problems, [
+      'RABBITMQ_URL entry 2 of 4 must be an amqp:// or amqps:// URL',
+      'RABBITMQ_URL entry 3 of 4 must be an amqp:// or amqps:// URL (it is empty)',
+    ]);
+    assert.ok(!problems.join().includes('hunter2'));
+  });
+
+  test('checks EVENTS_EXCHANGE, QUEUE_REPLICAS and QUEUE_PARTITIONS', () => {
+    assert.deepEqual(problemsOf({ ...URL_ONLY, EVENTS_EXCHANGE: 'amq.topic', QUEUE_REPLICAS: '0', QUEUE_PARTITIONS: '65' }), [
+      'EVENTS_EXCHANGE must be 1 to 255 bytes and not start with "amq." (got "amq.topic")',
+      'QUEUE_REPLICAS must be an integer from 1 to 7 (got "0")',
+      'QUEUE_PARTITIONS must be an integer from 1 to 64 (got "65")',
+    ]);
+    const config = loadConfig({ ...URL_ONLY, EVENTS_EXCHANGE: 'events', QUEUE_REPLICAS: '5', QUEUE_PARTITIONS: '3' });
+    assert.deepEqual([config.topology.exchange, config.topology.replicas, config.topology.partitions], ['events', 5, 3]);
   });
 
   test('lists every bad variable at once, one line each', () => {
@@ -264,7 +292,7 @@ describe('loadConfig', () => {
 
   test('the error message is the problems, one per line', () => {
     assert.throws(() => loadConfig({ API_PORT: 'x' }), {
-      message: 'RABBITMQ_URL is required (an amqp:// or amqps:// URL)\nAPI_PORT must be an integer from 0 to 65535 (got "x")',
+      message: 'RABBITMQ_URL is required (an amqp:// or amqps:// URL, or a comma-separated list of them)\nAPI_PORT must be an integer from 0 to 65535 (got "x")',
     });
   });
 });

@@ -72,7 +72,8 @@ export class FakePublisher implements Publisher {
 }
 
 interface Sent {
-  readonly queue: string;
+  readonly exchange: string;
+  readonly routingKey: string;
   readonly content: Buffer;
   readonly options: Options.Publish;
   readonly callback: (err: unknown) => void;
@@ -81,13 +82,13 @@ interface Sent {
 /** A confirm channel whose broker answers are played by the test. */
 export class FakeChannel extends EventEmitter implements PublishChannel {
   readonly sent: Sent[] = [];
-  /** What sendToQueue returns: false plays a full write buffer. */
+  /** What publish returns: false plays a full write buffer. */
   writable = true;
   throwOnSend: Error | undefined;
 
-  sendToQueue(queue: string, content: Buffer, options: Options.Publish, callback: (err: unknown) => void): boolean {
+  publish(exchange: string, routingKey: string, content: Buffer, options: Options.Publish, callback: (err: unknown) => void): boolean {
     if (this.throwOnSend !== undefined) throw this.throwOnSend;
-    this.sent.push({ queue, content, options, callback });
+    this.sent.push({ exchange, routingKey, content, options, callback });
     return this.writable;
   }
 
@@ -101,8 +102,8 @@ export class FakeChannel extends EventEmitter implements PublishChannel {
 
   /** basic.return of a sent message, as RabbitMQ sends it for an unroutable mandatory publish. */
   returnMessage(index = this.sent.length - 1): void {
-    const { content, options, queue } = this.sent[index]!;
-    const message = { content, fields: { exchange: '', routingKey: queue }, properties: { messageId: options.messageId } };
+    const { content, options, exchange, routingKey } = this.sent[index]!;
+    const message = { content, fields: { exchange, routingKey }, properties: { messageId: options.messageId } };
     this.emit('return', message as unknown as Message);
   }
 

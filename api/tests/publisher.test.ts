@@ -15,7 +15,7 @@ const MESSAGE: QueueMessage = {
 const RECEIVED_AT = new Date('2024-01-01T00:00:01.500Z');
 
 function attached(options: { publishTimeoutMs?: number; maxUnconfirmed?: number } = {}) {
-  const publisher = new ConfirmPublisher({ queueName: 'events', publishTimeoutMs: 5_000, maxUnconfirmed: 100, ...options });
+  const publisher = new ConfirmPublisher({ exchange: 'events', partitions: 1, publishTimeoutMs: 5_000, maxUnconfirmed: 100, ...options });
   const channel = new FakeChannel();
   publisher.attach(channel);
   return { publisher, channel };
@@ -38,7 +38,8 @@ describe('ConfirmPublisher', () => {
     channel.ack();
     await published;
     const [sent] = channel.sent;
-    assert.equal(sent!.queue, 'events');
+    assert.equal(sent!.exchange, 'events');
+    assert.equal(sent!.routingKey, MESSAGE.eventType, 'the event type routes it');
     assert.deepEqual(JSON.parse(sent!.content.toString()), { ...MESSAGE, receivedAt: '2024-01-01T00:00:01.500Z' });
     assert.deepEqual(sent!.options, {
       persistent: true,
@@ -69,7 +70,7 @@ describe('ConfirmPublisher', () => {
     const published = publisher.publish(MESSAGE, RECEIVED_AT);
     channel.returnMessage();
     channel.ack();
-    await rejectsUnavailable(published, /queue "events" does not exist/);
+    await rejectsUnavailable(published, /no queue took the event/);
   });
 
   test('a return fails only the publishes with that messageId', async () => {
@@ -80,7 +81,7 @@ describe('ConfirmPublisher', () => {
     channel.ack(1);
     channel.ack(0);
     await other;
-    await rejectsUnavailable(returned, /does not exist/);
+    await rejectsUnavailable(returned, /no queue took the event/);
   });
 
   test('rejects with PublishOutcomeUnknown when no confirm arrives within the publish timeout, and a late confirm changes nothing', async (t) => {
@@ -104,7 +105,7 @@ describe('ConfirmPublisher', () => {
   });
 
   test('is not ready and refuses at once before any channel is attached', async () => {
-    const publisher = new ConfirmPublisher({ queueName: 'events', publishTimeoutMs: 5_000, maxUnconfirmed: 100 });
+    const publisher = new ConfirmPublisher({ exchange: 'events', partitions: 1, publishTimeoutMs: 5_000, maxUnconfirmed: 100 });
     assert.equal(publisher.isReady(), false);
     await rejectsUnavailable(publisher.publish(MESSAGE, RECEIVED_AT), /connection is down/);
   });

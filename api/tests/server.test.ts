@@ -4,10 +4,9 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { deleteQueues, servicesMissing, serviceUrl, uniqueName } from '../../tests/support/services.ts';
+import { deleteTopology, serviceUrl, servicesMissing, uniqueName } from '../../tests/support/services.ts';
 import { root, runtimeMissing, scriptCommand, selectedRuntimes, startService, stopService, waitFor } from '../../tests/support/processes.ts';
 import { TcpProxy } from '../../tests/support/tcpProxy.ts';
-import { deadLetterQueueName } from '@event-tracker/common/topology.ts';
 import { VALID_EVENT, postJson } from './helpers.ts';
 
 const PATH = `${join(root, 'node_modules/.bin')}:${process.env.PATH}`;
@@ -22,7 +21,7 @@ for (const runtime of selectedRuntimes()) {
       assert.deepEqual(
         lines.map((line) => [line.level, line.msg]),
         [
-          [60, 'invalid configuration: RABBITMQ_URL is required (an amqp:// or amqps:// URL)'],
+          [60, 'invalid configuration: RABBITMQ_URL is required (an amqp:// or amqps:// URL, or a comma-separated list of them)'],
           [60, 'invalid configuration: API_PORT must be an integer from 0 to 65535 (got "http")'],
         ],
       );
@@ -34,11 +33,12 @@ for (const runtime of selectedRuntimes()) {
       proxy.cut();
       t.after(async () => {
         await proxy.close();
-        await deleteQueues(queue, deadLetterQueueName(queue));
+        await deleteTopology(queue);
       });
       const api = await startService('api', runtime, {
         RABBITMQ_URL: proxy.urlFor(serviceUrl('RABBITMQ_URL')),
         QUEUE_NAME: queue,
+        EVENTS_EXCHANGE: queue,
         API_HOST: '127.0.0.1',
         API_PORT: '0',
       });

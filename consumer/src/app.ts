@@ -54,7 +54,7 @@ export function buildConsumer({ config, store, logger, clock = systemClock }: Co
     onStoreHealth: () => void broker.refresh(),
   });
   const broker: Broker = new Broker({
-    url: config.rabbitmqUrl,
+    nodes: config.brokerNodes,
     heartbeatSeconds: config.heartbeatSeconds,
     prefetch: config.prefetch,
     topology: config.topology,

@@ -1,18 +1,21 @@
-// The RabbitMQ side of the consumer: a broker session (common/src/brokerSession.ts) whose channel
-// carries a consumer that runs only while `canConsume()` says the store can take more. A session
-// counts as working once basic.consume succeeds, so a broker that refuses it is retried ever more
-// slowly.
-import type { ConfirmChannel, ConsumeMessage, Message, Options } from 'amqplib';
+// The RabbitMQ side of the consumer: a broker session (common/src/broker/session.ts) whose channel
+// carries one consumer per queue of the stored stream, running only while `canConsume()` says the
+// store can take more. A session counts as working once basic.consume succeeds, so a broker that
+// refuses it is retried ever more slowly.
+import type { ConfirmChannel, ConsumeMessage } from 'amqplib';
 import type { BackoffOptions } from '@event-tracker/common/backoff.ts';
-import { BrokerSession } from '@event-tracker/common/brokerSession.ts';
+import { deadLetterProperties } from '@event-tracker/common/broker/deadLetters.ts';
+import type { BrokerNode } from '@event-tracker/common/broker/nodes.ts';
+import { BrokerSession } from '@event-tracker/common/broker/session.ts';
+import { deadLetterQueueName, streamQueues, type TopologyOptions } from '@event-tracker/common/broker/topology.ts';
 import type { Clock } from '@event-tracker/common/clock.ts';
 import type { Logger } from '@event-tracker/common/logger.ts';
-import { deadLetterQueueName, type TopologyOptions } from '@event-tracker/common/topology.ts';
 import type { AckChannel, Delivery } from './services/settler.ts';
 
 export interface BrokerOptions {
-  readonly url: string;
+  readonly nodes: readonly BrokerNode[];
   readonly heartbeatSeconds: number;
+  /** Unacked deliveries per queue consumed. */
   readonly prefetch: number;
   readonly topology: TopologyOptions;
   readonly retry: BackoffOptions;
@@ -25,13 +28,15 @@ export interface BrokerOptions {
 
 interface Session {
   readonly channel: ConfirmChannel;
-  readonly acks: AckChannel & { open: boolean };
-  consumerTag?: string;
+  open: boolean;
+  /** One consumer tag per stream queue while subscribed; empty while not. */
+  consumerTags: string[];
 }
 
 export class Broker {
   readonly #options: BrokerOptions;
   readonly #session: BrokerSession;
+  readonly #queues: readonly string[];
   #current: Session | undefined;
   #consuming = true;
   #closed = false;
@@ -40,20 +45,19 @@ export class Broker {
 
   constructor(options: BrokerOptions) {
     this.#options = options;
-    const { prefetch, logger, topology } = options;
+    this.#queues = streamQueues(options.topology);
     this.#session = new BrokerSession({
       ...options,
       connectionName: 'event-tracker-consumer',
       handlers: {
         opened: async (channel) => {
-          await channel.prefetch(prefetch);
-          // A confirm channel, so a dead-letter copy is acked only once the broker has it.
-          this.#current = { channel, acks: ackChannel(channel, deadLetterQueueName(topology.queueName), logger) };
+          await channel.prefetch(options.prefetch);
+          this.#current = { channel, open: true, consumerTags: [] };
           await this.refresh();
         },
         lost: () => {
           // From here on the deliveries we hold are void: the broker requeues them itself.
-          if (this.#current) this.#current.acks.open = false;
+          if (this.#current) this.#current.open = false;
           this.#current = undefined;
         },
       },
@@ -61,12 +65,12 @@ export class Broker {
   }
 
   get channelOpen(): boolean {
-    return this.#current?.acks.open ?? false;
+    return this.#current?.open ?? false;
   }
 
-  /** True while our consumer is subscribed, so the broker may deliver. */
+  /** True while our consumers are subscribed, so the broker may deliver. */
   get consuming(): boolean {
-    return this.channelOpen && this.#current?.consumerTag !== undefined;
+    return this.channelOpen && (this.#current?.consumerTags.length ?? 0) > 0;
   }
 
   /** Connects in the background, and again after every loss, until close(). */
@@ -80,7 +84,7 @@ export class Broker {
     return this.#sync;
   }
 
-  /** Cancels the consumer for good (shutdown); the channel stays open to ack what is in hand. */
+  /** Cancels the consumers for good (shutdown); the channel stays open to ack what is in hand. */
   stopConsuming(): Promise<void> {
     this.#consuming = false;
     return this.refresh();
@@ -95,35 +99,40 @@ export class Broker {
 
   async #apply(): Promise<void> {
     const session = this.#current;
-    if (!session || !session.acks.open) return;
+    if (!session || !session.open) return;
     const wanted = this.#consuming && !this.#closed && this.#options.canConsume();
-    if (wanted && !session.consumerTag) {
-      const onMessage = (message: ConsumeMessage | null) => this.#deliver(session, message);
-      session.consumerTag = (await session.channel.consume(this.#options.topology.queueName, onMessage, { noAck: false })).consumerTag;
+    if (wanted && session.consumerTags.length === 0) {
+      for (const queue of this.#queues) {
+        // A confirm channel, so a dead-letter copy is acked only once the broker has it.
+        const acks = ackChannel(session, deadLetterQueueName(queue), this.#options.logger);
+        const onMessage = (message: ConsumeMessage | null) => this.#deliver(session, acks, message);
+        session.consumerTags.push((await session.channel.consume(queue, onMessage, { noAck: false })).consumerTag);
+      }
       this.#session.worked();
-      this.#options.logger.info('consuming', { queue: this.#options.topology.queueName });
-    } else if (!wanted && session.consumerTag) {
-      const tag = session.consumerTag;
-      session.consumerTag = undefined;
-      await session.channel.cancel(tag);
-      this.#options.logger.info('consumer cancelled', { queue: this.#options.topology.queueName });
+      this.#options.logger.info('consuming', { queues: this.#queues });
+    } else if (!wanted && session.consumerTags.length > 0) {
+      const tags = session.consumerTags;
+      session.consumerTags = [];
+      for (const tag of tags) await session.channel.cancel(tag);
+      this.#options.logger.info('consumers cancelled', { queues: this.#queues });
     }
   }
 
-  #deliver(session: Session, message: ConsumeMessage | null): void {
-    if (message) return this.#options.onDelivery({ message, channel: session.acks });
-    // The broker cancelled us (the queue was deleted, for one): start over, which re-declares it.
+  #deliver(session: Session, acks: AckChannel, message: ConsumeMessage | null): void {
+    if (message) return this.#options.onDelivery({ message, channel: acks });
+    // The broker cancelled us (a queue was deleted, for one): start over, which re-declares it.
     this.#options.logger.warn('consumer cancelled by the broker; reconnecting');
-    session.consumerTag = undefined;
+    session.consumerTags = [];
     void session.channel.close().catch(() => {});
   }
 }
 
 /**
  * Acks and dead-letters on a channel that may close at any moment: a lost ack means a redelivery,
- * never an error.
+ * never an error. Each stored queue has its own dead-letter queue.
  */
-function ackChannel(channel: ConfirmChannel, deadLetterQueue: string, logger: Logger): AckChannel & { open: boolean } {
+function ackChannel(session: Session, deadLetterQueue: string, logger: Logger): AckChannel {
+  const { channel } = session;
   const guarded = (what: string, send: () => void) => {
     try {
       send();
@@ -132,7 +141,9 @@ function ackChannel(channel: ConfirmChannel, deadLetterQueue: string, logger: Lo
     }
   };
   return {
-    open: true,
+    get open() {
+      return session.open;
+    },
     ack: (message) => guarded('ack', () => channel.ack(message)),
     nack: (message, allUpTo, requeue) => guarded('nack', () => channel.nack(message, allUpTo, requeue)),
     deadLetter: (message, headers) =>
@@ -145,19 +156,5 @@ function ackChannel(channel: ConfirmChannel, deadLetterQueue: string, logger: Lo
           resolve(false);
         }
       }),
-  };
-}
-
-/**
- * The original's properties that describe its content, plus `headers`. Not `expiration` (the copy
- * must not expire) nor `userId` (the broker checks it against this connection's user).
- */
-function deadLetterProperties(message: Message, headers: Readonly<Record<string, string>>): Options.Publish {
-  const { contentType, contentEncoding, messageId, timestamp, type, appId, correlationId } = message.properties as Message['properties'] & { timestamp?: number };
-  const kept = { contentType, contentEncoding, messageId, timestamp, type, appId, correlationId };
-  return {
-    ...Object.fromEntries(Object.entries(kept).filter(([, value]) => value !== undefined)),
-    persistent: true,
-    headers: { ...message.properties.headers, ...headers },
   };
 }

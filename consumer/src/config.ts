@@ -9,6 +9,8 @@ export interface Config extends BrokerSettings {
   readonly databaseUrl: string;
   /** Taken from the path of DATABASE_URL. */
   readonly databaseName: string;
+  /** `w` of every insert: "majority" (a replica set's acknowledged-by-most), or a member count. */
+  readonly writeConcern: WriteConcernW;
   readonly prefetch: number;
   readonly batchSize: number;
   readonly batchMaxWaitMs: number;
@@ -22,10 +24,16 @@ export interface Config extends BrokerSettings {
   readonly retryMaxMs: number;
 }
 
+export type WriteConcernW = 'majority' | number;
+
 export const DEFAULTS = {
+  DATABASE_WRITE_CONCERN: 'majority',
   QUEUE_NAME: 'user_activities',
   QUEUE_TYPE: 'quorum',
   QUEUE_DELIVERY_LIMIT: 10,
+  QUEUE_REPLICAS: 3,
+  QUEUE_PARTITIONS: 1,
+  EVENTS_EXCHANGE: 'activities',
   // bench/consumer.ts: 500 x 250 stores ~17% more per second than 200 x 100 on the reference
   // machine; 1000 x 500 adds ~9% more but doubles what a crash redelivers. See BENCHMARKS.md.
   PREFETCH: 500,
@@ -55,6 +63,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     ...broker,
     databaseUrl,
     databaseName,
+    writeConcern: readWriteConcern(read),
     // basic.qos prefetch-count is a 16-bit field; 0 would mean "unlimited", which defeats its purpose.
     prefetch: read.integer('PREFETCH', 1, 65_535),
     batchSize: read.integer('BATCH_SIZE', 1, 65_535),
@@ -90,4 +99,17 @@ export function databaseNameOf(url: string): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * DATABASE_WRITE_CONCERN: "majority" (default) or a number of members from 1. An insert is acked
+ * to RabbitMQ only once the database has it at this concern, so on a replica set "majority" is
+ * what keeps a stored event through a primary failover.
+ */
+function readWriteConcern(read: EnvReader): WriteConcernW {
+  const text = read.text('DATABASE_WRITE_CONCERN');
+  if (text === 'majority') return text;
+  if (/^[1-9]\d{0,1}$/.test(text)) return Number(text);
+  read.fail('DATABASE_WRITE_CONCERN', `DATABASE_WRITE_CONCERN must be "majority" or a number of members from 1 to 99 (got "${text}")`);
+  return 'majority';
 }

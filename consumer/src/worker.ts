@@ -20,7 +20,7 @@ try {
 
 const logger = createLogger({ service: 'consumer' }, { level: config.logLevel });
 const client = new MongoClient(config.databaseUrl, CLIENT_OPTIONS);
-const consumer = buildConsumer({ config, store: createActivityStore(client.db(config.databaseName)), logger });
+const consumer = buildConsumer({ config, store: createActivityStore(client.db(config.databaseName), config.writeConcern), logger });
 
 process.on('unhandledRejection', (err) => logger.error('unhandled promise rejection', { err }));
 

@@ -2,7 +2,8 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createConsumerMetrics } from '../src/consumerMetrics.ts';
 import { BatchWriter } from '../src/services/batchWriter.ts';
-import { REJECTION_REASON_HEADER, Settler } from '../src/services/settler.ts';
+import { REJECTION_REASON_HEADER } from '@event-tracker/common/broker/deadLetters.ts';
+import { Settler } from '../src/services/settler.ts';
 import { FakeChannel, FakeClock, FakeStore, activityOf, deliverEvent, event, memoryLogger, settle } from './fakes.ts';
 
 const RETRY = { baseMs: 100, maxMs: 1_000 };

@@ -19,10 +19,11 @@ describe('loadConfig', () => {
   test('applies every default when only the URLs are set', () => {
     const config = loadConfig(REQUIRED);
     assert.deepEqual(config, {
-      rabbitmqUrl: REQUIRED.RABBITMQ_URL,
+      brokerNodes: [{ url: REQUIRED.RABBITMQ_URL, label: 'rabbitmq.test:5672' }],
       databaseUrl: REQUIRED.DATABASE_URL,
       databaseName: 'activity_db',
-      topology: { queueName: 'user_activities', queueType: 'quorum', deliveryLimit: 10 },
+      writeConcern: 'majority',
+      topology: { exchange: 'activities', queueName: 'user_activities', queueType: 'quorum', deliveryLimit: 10, replicas: 3, partitions: 1 },
       prefetch: 500,
       batchSize: 250,
       batchMaxWaitMs: 20,
@@ -57,7 +58,7 @@ describe('loadConfig', () => {
       RETRY_BASE_MS: '10',
       RETRY_MAX_MS: '10',
     });
-    assert.deepEqual(config.topology, { queueName: 'q', queueType: 'classic', deliveryLimit: 3 });
+    assert.deepEqual(config.topology, { exchange: 'activities', queueName: 'q', queueType: 'classic', deliveryLimit: 3, replicas: 3, partitions: 1 });
     assert.equal(config.healthPort, 0);
     assert.equal(config.batchMaxWaitMs, 0);
     assert.equal(config.writeTimeoutMs, 250);
@@ -76,7 +77,7 @@ describe('loadConfig', () => {
       SHUTDOWN_TIMEOUT_MS: '-1',
     });
     assert.deepEqual(problems, [
-      'RABBITMQ_URL is required (an amqp:// or amqps:// URL)',
+      'RABBITMQ_URL is required (an amqp:// or amqps:// URL, or a comma-separated list of them)',
       'QUEUE_TYPE must be one of quorum, classic (got "stream")',
       'SHUTDOWN_TIMEOUT_MS must be an integer from 0 to 600000 (got "-1")',
       'LOG_LEVEL must be one of debug, info, warn, error, fatal (got "verbose")',
@@ -86,7 +87,7 @@ describe('loadConfig', () => {
       'HEALTH_PORT must be an integer from 0 to 65535 (got "70000")',
     ]);
     assert.throws(() => loadConfig({}), {
-      message: 'RABBITMQ_URL is required (an amqp:// or amqps:// URL)\nDATABASE_URL is required (a mongodb:// or mongodb+srv:// URL naming the database)',
+      message: 'RABBITMQ_URL is required (an amqp:// or amqps:// URL, or a comma-separated list of them)\nDATABASE_URL is required (a mongodb:// or mongodb+srv:// URL naming the database)',
     });
   });
 

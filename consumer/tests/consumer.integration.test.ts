@@ -10,8 +10,8 @@ import { buildConsumer, type Consumer } from '../src/app.ts';
 import { Broker } from '../src/broker.ts';
 import { loadConfig } from '../src/config.ts';
 import { idFromContent } from '../src/services/activityProcessor.ts';
-import { assertTopology, deadLetterQueueName } from '@event-tracker/common/topology.ts';
-import { deleteQueues, servicesMissing, serviceUrl, uniqueName } from '../../tests/support/services.ts';
+import { assertTopology, deadLetterQueueName } from '@event-tracker/common/broker/topology.ts';
+import { deleteTopology, serviceUrl, servicesMissing, testTopology, uniqueName } from '../../tests/support/services.ts';
 import { waitFor } from '../../tests/support/processes.ts';
 import { TcpProxy } from '../../tests/support/tcpProxy.ts';
 import { event, memoryLogger } from './fakes.ts';
@@ -53,6 +53,7 @@ describe('consumer against RabbitMQ and the MongoDB-protocol server', { skip: se
       RABBITMQ_URL: through.broker?.urlFor(serviceUrl('RABBITMQ_URL')) ?? serviceUrl('RABBITMQ_URL'),
       DATABASE_URL: databaseUrl.toString(),
       QUEUE_NAME: queue,
+      EVENTS_EXCHANGE: queue,
       PREFETCH: '20',
       BATCH_SIZE: '10',
       RETRY_BASE_MS: '50',
@@ -75,7 +76,7 @@ describe('consumer against RabbitMQ and the MongoDB-protocol server', { skip: se
       consumer.healthServer.close();
       await client.close();
       await db.dropDatabase();
-      await deleteQueues(queue, deadLetterQueueName(queue));
+      await deleteTopology(queue);
     });
     return {
       consumer,
@@ -254,7 +255,7 @@ describe('consumer against RabbitMQ and the MongoDB-protocol server', { skip: se
 
   test('backs off its reconnects while the broker refuses basic.consume (ACCESS_REFUSED), then consumes once allowed', { timeout: 30_000 }, async (t) => {
     const queue = uniqueName('refused');
-    const topology = { queueName: queue, queueType: 'classic' as const, deliveryLimit: 10 };
+    const topology = testTopology(queue, { queueType: 'classic' });
     // A classic queue with an exclusive consumer: the broker refuses every other basic.consume with
     // 403 ACCESS_REFUSED and closes that channel, while connections and declarations succeed.
     const holder = await amqp.connect(serviceUrl('RABBITMQ_URL'));
@@ -263,7 +264,7 @@ describe('consumer against RabbitMQ and the MongoDB-protocol server', { skip: se
     const { consumerTag } = await held.consume(queue, () => {}, { exclusive: true });
     const { logger, lines } = memoryLogger();
     const broker = new Broker({
-      url: serviceUrl('RABBITMQ_URL'),
+      nodes: loadConfig({ RABBITMQ_URL: serviceUrl('RABBITMQ_URL'), DATABASE_URL: 'mongodb://unused/db' }).brokerNodes,
       heartbeatSeconds: 5,
       prefetch: 10,
       topology,
@@ -275,7 +276,7 @@ describe('consumer against RabbitMQ and the MongoDB-protocol server', { skip: se
     t.after(async () => {
       await broker.close();
       await holder.close().catch(() => {});
-      await deleteQueues(queue, deadLetterQueueName(queue));
+      await deleteTopology(queue);
     });
     broker.start();
     // The measurement window: how many sessions it opens in 3 s of refusals.
@@ -297,14 +298,14 @@ describe('consumer against RabbitMQ and the MongoDB-protocol server', { skip: se
     const proxy = await TcpProxy.start(serviceUrl('RABBITMQ_URL'));
     t.after(async () => {
       await proxy.close();
-      await deleteQueues(queue, deadLetterQueueName(queue));
+      await deleteTopology(queue);
     });
     const { logger, lines } = memoryLogger();
     const broker = new Broker({
-      url: proxy.urlFor(serviceUrl('RABBITMQ_URL')),
+      nodes: loadConfig({ RABBITMQ_URL: proxy.urlFor(serviceUrl('RABBITMQ_URL')), DATABASE_URL: 'mongodb://unused/db' }).brokerNodes,
       heartbeatSeconds: 5,
       prefetch: 10,
-      topology: { queueName: queue, queueType: 'quorum', deliveryLimit: 10 },
+      topology: testTopology(queue),
       retry: { baseMs: 50, maxMs: 500 },
       logger,
       canConsume: () => true,

@@ -1,7 +1,8 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createConsumerMetrics } from '../src/consumerMetrics.ts';
-import { REJECTED_AT_HEADER, REJECTION_REASON_HEADER, Settler, type FinalVerdict } from '../src/services/settler.ts';
+import { REJECTED_AT_HEADER, REJECTION_REASON_HEADER } from '@event-tracker/common/broker/deadLetters.ts';
+import { Settler, type FinalVerdict } from '../src/services/settler.ts';
 import { rejection } from '../src/services/verdict.ts';
 import { FakeChannel, FakeClock, deliverEvent, memoryLogger, settle } from './fakes.ts';
 

@@ -6,8 +6,8 @@ import { join } from 'node:path';
 import amqp, { type ChannelModel, type ConfirmChannel } from 'amqplib';
 import { MongoClient } from 'mongodb';
 import { CLIENT_OPTIONS, COLLECTION } from '../src/activityStore.ts';
-import { assertTopology, deadLetterQueueName } from '@event-tracker/common/topology.ts';
-import { deleteQueues, servicesMissing, serviceUrl, uniqueName } from '../../tests/support/services.ts';
+import { assertTopology, deadLetterQueueName } from '@event-tracker/common/broker/topology.ts';
+import { deleteTopology, serviceUrl, servicesMissing, testTopology, uniqueName } from '../../tests/support/services.ts';
 import { root, runtimeMissing, selectedRuntimes, startService, stopService, waitFor } from '../../tests/support/processes.ts';
 import { event } from './fakes.ts';
 
@@ -22,7 +22,7 @@ test('exits 1 with one log line per bad variable when the configuration is inval
   assert.deepEqual(
     lines.map((line) => [line.level, line.msg]),
     [
-      [60, 'invalid configuration: RABBITMQ_URL is required (an amqp:// or amqps:// URL)'],
+      [60, 'invalid configuration: RABBITMQ_URL is required (an amqp:// or amqps:// URL, or a comma-separated list of them)'],
       [60, 'invalid configuration: DATABASE_URL is required (a mongodb:// or mongodb+srv:// URL naming the database)'],
       [60, 'invalid configuration: PREFETCH must be an integer from 1 to 65535 (got "lots")'],
     ],
@@ -52,14 +52,15 @@ describe('worker process', { skip: servicesMissing('RABBITMQ_URL', 'DATABASE_URL
       const db = verifier.db(database);
       t.after(async () => {
         await db.dropDatabase();
-        await deleteQueues(queue, deadLetterQueueName(queue));
+        await deleteTopology(queue);
       });
-      await assertTopology(channel, { queueName: queue, queueType: 'quorum', deliveryLimit: 10 });
+      await assertTopology(channel, testTopology(queue));
 
       const worker = await startService('consumer', runtime, {
         RABBITMQ_URL: serviceUrl('RABBITMQ_URL'),
         DATABASE_URL: databaseUrl.toString(),
         QUEUE_NAME: queue,
+        EVENTS_EXCHANGE: queue,
         HEALTH_HOST: '127.0.0.1',
         HEALTH_PORT: '0',
       });

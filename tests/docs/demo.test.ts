@@ -5,17 +5,18 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { root, startReady, stopService } from '../support/processes.ts';
-import { deleteQueues, serviceUrl, servicesMissing, uniqueName } from '../support/services.ts';
+import { deleteTopology, serviceUrl, servicesMissing, uniqueName } from '../support/services.ts';
 
 const run = promisify(execFile);
 const skip = servicesMissing('RABBITMQ_URL');
 
 test('scripts/demo.sh runs against a live API and shows 202 (one event and a batch), 400, 415 and a 429 with Retry-After', { skip }, async (t) => {
   const queue = uniqueName('docs_demo');
-  t.after(() => deleteQueues(queue, `${queue}.dead`));
+  t.after(() => deleteTopology(queue));
   const api = await startReady('api', 'node20-tsx', {
     RABBITMQ_URL: serviceUrl('RABBITMQ_URL'),
     QUEUE_NAME: queue,
+    EVENTS_EXCHANGE: queue,
     API_HOST: '127.0.0.1',
     API_PORT: '0',
   });

@@ -8,9 +8,9 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import amqp, { type ConfirmChannel, type GetMessage } from 'amqplib';
-import { assertTopology, deadLetterQueueName } from '@event-tracker/common/topology.ts';
+import { assertTopology, deadLetterQueueName } from '@event-tracker/common/broker/topology.ts';
 import { root, waitFor } from '../support/processes.ts';
-import { deleteQueues, serviceUrl, servicesMissing, uniqueName } from '../support/services.ts';
+import { deleteTopology, serviceUrl, servicesMissing, testTopology, uniqueName } from '../support/services.ts';
 
 const script = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts['dlq:replay']!;
 
@@ -126,11 +126,11 @@ describe('npm run dlq:replay', { skip: servicesMissing('RABBITMQ_URL') }, () => 
   test('moves dead letters back by exact reason, by prefix and then all, each once and byte for byte, capped by --max', async (t) => {
     const queue = uniqueName('dlq_replay');
     const dead = deadLetterQueueName(queue);
-    t.after(() => deleteQueues(queue, dead));
+    t.after(() => deleteTopology(queue));
     const connection = await amqp.connect(serviceUrl('RABBITMQ_URL'));
     t.after(() => connection.close());
     const channel = await connection.createConfirmChannel();
-    await assertTopology(channel, { queueName: queue, queueType: 'quorum', deliveryLimit: 10 });
+    await assertTopology(channel, testTopology(queue));
 
     // First, one the broker dead-letters itself (rejected without requeue): x-death, no reason of ours.
     const byBroker = letter(undefined);
@@ -151,7 +151,7 @@ describe('npm run dlq:replay', { skip: servicesMissing('RABBITMQ_URL') }, () => 
     for (const item of ours) channel.sendToQueue(dead, item.body, publishProperties(item));
     await channel.waitForConfirms();
     const everything = [byBroker, ...ours];
-    const env = { RABBITMQ_URL: serviceUrl('RABBITMQ_URL'), QUEUE_NAME: queue };
+    const env = { RABBITMQ_URL: serviceUrl('RABBITMQ_URL'), QUEUE_NAME: queue, EVENTS_EXCHANGE: queue };
 
     // 1. Exact reason, at most 2: the first two JSON_REASON letters; the three examined before are put back.
     const first = await replay(env, ['--reason', JSON_REASON, '--max', '2']);
@@ -188,7 +188,7 @@ describe('npm run dlq:replay', { skip: servicesMissing('RABBITMQ_URL') }, () => 
   test('when the broker refuses a copy it exits 1 and the dead letters stay where they were', async (t) => {
     const queue = uniqueName('dlq_refused');
     const dead = deadLetterQueueName(queue);
-    t.after(() => deleteQueues(queue, dead));
+    t.after(() => deleteTopology(queue));
     const connection = await amqp.connect(serviceUrl('RABBITMQ_URL'));
     t.after(() => connection.close());
     const channel = await connection.createConfirmChannel();
@@ -199,7 +199,7 @@ describe('npm run dlq:replay', { skip: servicesMissing('RABBITMQ_URL') }, () => 
     for (const item of letters) channel.sendToQueue(dead, item.body, publishProperties(item));
     await channel.waitForConfirms();
 
-    const run = await replay({ RABBITMQ_URL: serviceUrl('RABBITMQ_URL'), QUEUE_NAME: queue }, []);
+    const run = await replay({ RABBITMQ_URL: serviceUrl('RABBITMQ_URL'), QUEUE_NAME: queue, EVENTS_EXCHANGE: queue }, []);
     assert.equal(run.code, 1);
     assert.equal(run.stdout, '');
     assert.match(run.stderr, /^dlq:replay: moved 0 of 2 .*; stopped: the broker did not confirm the copy \(.+\); nothing was lost\n$/);

@@ -148,6 +148,7 @@ for (const runtime of selectedRuntimes()) {
       api = await startReady('api', runtime, {
         RABBITMQ_URL: serviceUrl('RABBITMQ_URL'),
         QUEUE_NAME: queue,
+        EVENTS_EXCHANGE: queue,
         API_HOST: '127.0.0.1',
         API_PORT: '0',
         // The test is the proxy in front of every client (X-Forwarded-For), listed as README

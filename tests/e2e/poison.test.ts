@@ -7,8 +7,8 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import net from 'node:net';
 import amqp from 'amqplib';
-import { assertTopology } from '@event-tracker/common/topology.ts';
-import { servicesMissing, serviceUrl } from '../support/services.ts';
+import { assertTopology } from '@event-tracker/common/broker/topology.ts';
+import { servicesMissing, serviceUrl, testTopology } from '../support/services.ts';
 import { runtimeMissing, selectedRuntimes, waitFor } from '../support/processes.ts';
 import { TestSystem } from '../support/system.ts';
 
@@ -70,7 +70,7 @@ for (const runtime of selectedRuntimes()) {
       system = new TestSystem(runtime);
       connection = await amqp.connect(serviceUrl('RABBITMQ_URL'));
       channel = await connection.createConfirmChannel();
-      await assertTopology(channel, { queueName: system.queue, queueType: 'quorum', deliveryLimit: 10 });
+      await assertTopology(channel, testTopology(system.queue));
     });
     after(async () => {
       await connection.close();

@@ -4,7 +4,7 @@
 // again, the limit is shared again without anyone restarting anything.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { deleteQueues, servicesMissing, serviceUrl, uniqueName } from '../support/services.ts';
+import { deleteTopology, serviceUrl, servicesMissing, uniqueName } from '../support/services.ts';
 import { runtimeMissing, selectedRuntimes, startReady, stopService, waitFor, type RunningService } from '../support/processes.ts';
 import { RedisServer, redisServerMissing } from '../support/redisServer.ts';
 import { event } from '../support/system.ts';
@@ -70,6 +70,7 @@ for (const runtime of selectedRuntimes()) {
       const env = {
         RABBITMQ_URL: serviceUrl('RABBITMQ_URL'),
         QUEUE_NAME: queue,
+        EVENTS_EXCHANGE: queue,
         API_HOST: '127.0.0.1',
         API_PORT: '0',
         TRUST_PROXY: '127.0.0.1',
@@ -91,7 +92,7 @@ for (const runtime of selectedRuntimes()) {
     after(async () => {
       await Promise.all(apis.map((api) => stopService(api)));
       await redis.stop();
-      await deleteQueues(queue, `${queue}.dead`);
+      await deleteTopology(queue);
     });
 
     test('one client over three replicas gets exactly the limit, every 429 with an exact Retry-After; another client is unaffected', async () => {

@@ -40,12 +40,17 @@ export function testTopology(queueName: string, overrides: Partial<TopologyOptio
   return { exchange: queueName, queueName, queueType: 'quorum', deliveryLimit: 10, replicas: 1, partitions: 1, ...overrides };
 }
 
-/** Deletes `exchanges` over a connection of its own (see deleteQueues). */
-export async function deleteExchanges(...exchanges: string[]): Promise<void> {
+/**
+ * Deletes what a test declared for `queue` with testTopology(queue) or QUEUE_NAME=EVENTS_EXCHANGE=queue:
+ * its queues (with `partitions`, each partition's), their dead-letter queues and its exchanges.
+ */
+export async function deleteTopology(queue: string, partitions = 1): Promise<void> {
+  const stream = partitions === 1 ? [queue] : Array.from({ length: partitions }, (_, index) => `${queue}.${index}`);
+  await deleteQueues(...stream.flatMap((name) => [name, `${name}.dead`]));
   const connection = await amqp.connect(serviceUrl('RABBITMQ_URL'));
   try {
     const channel = await connection.createChannel();
-    for (const exchange of exchanges) await channel.deleteExchange(exchange);
+    for (const exchange of [queue, `${queue}.partitions`]) await channel.deleteExchange(exchange);
   } finally {
     await connection.close().catch(() => {});
   }

@@ -3,7 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import { MongoClient, type Collection } from 'mongodb';
 import type { ActivityEvent, StoredActivity } from '@event-tracker/shared';
-import { deleteQueues, serviceUrl, uniqueName } from './services.ts';
+import { deleteTopology, serviceUrl, uniqueName } from './services.ts';
 import { startReady, startService, stopService, waitFor, type RunningService, type Runtime } from './processes.ts';
 
 export interface Answer {
@@ -18,7 +18,8 @@ export class TestSystem {
   readonly mongo: MongoClient;
   api?: RunningService;
   consumer?: RunningService;
-  readonly overrides: { RABBITMQ_URL?: string; DATABASE_URL?: string } = {};
+  /** RABBITMQ_URL (a cluster's nodes, or a proxy), DATABASE_URL, QUEUE_PARTITIONS: for both services. */
+  readonly overrides: { RABBITMQ_URL?: string; DATABASE_URL?: string; QUEUE_PARTITIONS?: string } = {};
   /** Variables for the API alone, over env(): WRITE_KEYS, or a RABBITMQ_URL through a proxy. */
   readonly apiEnv: Record<string, string> = {};
 
@@ -42,6 +43,7 @@ export class TestSystem {
       RABBITMQ_URL: this.overrides.RABBITMQ_URL ?? serviceUrl('RABBITMQ_URL'),
       DATABASE_URL: this.databaseUrl(this.overrides.DATABASE_URL ?? serviceUrl('DATABASE_URL')),
       QUEUE_NAME: this.queue,
+      EVENTS_EXCHANGE: this.queue,
       API_HOST: '127.0.0.1',
       API_PORT: '0',
       HEALTH_HOST: '127.0.0.1',
@@ -49,6 +51,7 @@ export class TestSystem {
       // The test is the one proxy in front of many clients: listed, its connections are not capped per address.
       TRUST_PROXY: '127.0.0.1',
       LOG_LEVEL: 'info',
+      ...(this.overrides.QUEUE_PARTITIONS === undefined ? {} : { QUEUE_PARTITIONS: this.overrides.QUEUE_PARTITIONS }),
     };
   }
 
@@ -91,7 +94,7 @@ export class TestSystem {
 
   async stop(): Promise<void> {
     await Promise.all([this.api && stopService(this.api), this.consumer && stopService(this.consumer)]);
-    await deleteQueues(this.queue, `${this.queue}.dead`);
+    await deleteTopology(this.queue, Number(this.overrides.QUEUE_PARTITIONS ?? 1));
     await this.mongo.db().dropDatabase();
     await this.mongo.close();
   }

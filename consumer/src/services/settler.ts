@@ -3,14 +3,11 @@
 // and the time in `x-rejected-at`, and acked only once the broker has confirmed that copy, so no
 // message is lost between the two. The broker's own dead-lettering (nack) cannot add headers.
 import type { Message } from 'amqplib';
+import { REJECTED_AT_HEADER, REJECTION_REASON_HEADER } from '@event-tracker/common/broker/deadLetters.ts';
 import type { Clock } from '@event-tracker/common/clock.ts';
 import type { Logger } from '@event-tracker/common/logger.ts';
 import type { ConsumerMetrics } from '../consumerMetrics.ts';
 import type { Rejection, Verdict } from './verdict.ts';
-
-/** Headers a dead-lettered message carries, for an operator reading it in the management UI. */
-export const REJECTION_REASON_HEADER = 'x-rejection-reason';
-export const REJECTED_AT_HEADER = 'x-rejected-at';
 
 /** The channel a delivery arrived on, as far as settling it goes. */
 export interface AckChannel {
