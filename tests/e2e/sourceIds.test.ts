@@ -56,7 +56,8 @@ for (const runtime of selectedRuntimes()) {
           { _id: id, id, source: 'beta', payload: { by: 'beta' } },
         ],
       );
-      assert.equal(await consumerCounter('consumer_cross_source_ids_total'), 1);
+      // Counted once the write's answer is in, which is after the document is visible.
+      await waitFor('the collision to be counted', async () => (await consumerCounter('consumer_cross_source_ids_total')) === 1, 30_000, explain);
 
       // alpha retries its event: a duplicate of what it stored, not a second collision.
       assert.equal(await post('alpha', { ...event(2, id), payload: { by: 'alpha' } }), 202);
