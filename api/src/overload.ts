@@ -6,7 +6,7 @@
 export type ShedReason = 'event-loop-delay' | 'in-flight';
 
 /**
- * How often the loop's lateness is sampled: one timer, so it costs nothing measurable, and a loop
+ * How often the loop's lateness is sampled: one unref'd timer callback per interval, and a loop
  * blocked for longer than this is seen at the next turn, before the requests queued meanwhile are read.
  */
 export const SAMPLE_INTERVAL_MS = 100;
