@@ -109,7 +109,7 @@ describe('npm run dlq:replay', { skip: servicesMissing('RABBITMQ_URL') }, () => 
     assert.equal(run.stdout, '');
     assert.deepEqual(run.stderr.trimEnd().split('\n'), [
       'dlq:replay: RABBITMQ_URL must be an amqp:// or amqps:// URL',
-      'dlq:replay: QUEUE_NAME must be at most 250 bytes and not start with "amq." (got "amq.reserved")',
+      'dlq:replay: QUEUE_NAME must be 1 to 240 bytes and not start with "amq." (got "amq.reserved")',
       'dlq:replay: unknown option --colour (usage: [--reason TEXT | --reason-prefix TEXT] [--max N])',
       'dlq:replay: give --reason or --reason-prefix, not both',
       'dlq:replay: --max must be a whole number of at least 1 (got "0")',
