@@ -13,6 +13,8 @@ export interface WriteKey {
 
 export type WriteKeys = readonly WriteKey[];
 
+// No ':': the consumer stores an id another source already holds as `<source>:<id>`, which must
+// never equal a plain id or another source's (ARCHITECTURE.md, "Ids per source").
 const NAME = /^[A-Za-z0-9_.-]+$/;
 
 /**
