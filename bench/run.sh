@@ -21,3 +21,5 @@ node --import tsx bench/limiterLoad.ts
 node --import tsx bench/consumer.ts
 node --import tsx bench/latency.ts
 node --import tsx bench/quorumQueue.ts
+# A three-node cluster of its own (tests/support/rabbitCluster.ts, README "The cluster suite") when RABBITMQ_CLUSTER_URL names one.
+if [ -n "${RABBITMQ_CLUSTER_URL:-}" ]; then node --import tsx bench/cluster.ts; else echo "bench/cluster.ts skipped: RABBITMQ_CLUSTER_URL unset"; fi
