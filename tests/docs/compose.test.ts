@@ -150,7 +150,7 @@ describe('docker-compose.yml images', { skip }, () => {
 
 describe('docker-compose.yml ports', { skip }, () => {
   test('finds the broker, the database and the rate limit\'s Redis among the services', () => {
-    assert.deepEqual(dataServices.map(([, service]) => repository(service.image!)).sort(), ['mongo', 'rabbitmq', 'redis']);
+    assert.deepEqual([...new Set(dataServices.map(([, service]) => repository(service.image!)))].sort(), ['mongo', 'rabbitmq', 'redis']);
   });
 
   test('the broker and the database publish their ports on loopback only', () => {
@@ -308,7 +308,8 @@ describe('docker-compose.yml scale profile: replicas behind one proxy, one rate 
 
 describe('docker-compose.yml hardening', { skip }, () => {
   /** Services whose image writes outside its volumes as it starts: a read-only root would stop it. */
-  const WRITABLE_ROOT = new Set(['rabbitmq', 'mongodb', 'tests']);
+  // The cluster profile's nodes are the rabbitmq service's image and settings.
+  const WRITABLE_ROOT = new Set(['rabbitmq', 'rabbit-1', 'rabbit-2', 'rabbit-3', 'mongodb', 'tests']);
   const hardened = Object.entries(services).filter(([name]) => name !== 'tests');
   const parsed = (service: Service) => service as Service & {
     readonly mem_limit?: string | number;
@@ -359,5 +360,39 @@ describe('docker-compose.yml hardening', { skip }, () => {
 
   test("the API image's own HEALTHCHECK asks OPS_PORT first, then API_PORT, so it holds with OPS_PORT set or not", () => {
     assert.match(readFileSync(join(root, 'api/Dockerfile'), 'utf8'), /^HEALTHCHECK .*CMD \["bun", "common\/src\/healthcheck\.ts", "OPS_PORT", "API_PORT", "3000"\]$/m);
+  });
+});
+
+describe('docker-compose.yml cluster profile: three RabbitMQ nodes in one cluster, the services given all three', { skip }, () => {
+  const nodes = ['rabbit-1', 'rabbit-2', 'rabbit-3'];
+  const clusterConf = readFileSync(join(root, 'deploy/rabbitmq/cluster.conf'), 'utf8');
+
+  test('the nodes start only with --profile cluster, on the default node\'s image, with one cookie and their own data', () => {
+    const volumes = new Set<string>();
+    for (const name of nodes) {
+      const node = services[name]!;
+      assert.deepEqual(node.profiles, ['cluster'], `${name}: profiles`);
+      assert.equal(node.image, services.rabbitmq!.image, `${name}: image`);
+      assert.equal(node.hostname, name);
+      assert.equal(node.environment?.RABBITMQ_ERLANG_COOKIE, services['rabbit-1']!.environment?.RABBITMQ_ERLANG_COOKIE);
+      assert.ok(node.volumes?.some((volume) => String(volume).endsWith(':/etc/rabbitmq/conf.d/20-cluster.conf:ro')), `${name} mounts cluster.conf`);
+      volumes.add(String(node.volumes?.find((volume) => String(volume).endsWith(':/var/lib/rabbitmq'))));
+    }
+    assert.equal(volumes.size, nodes.length, 'a data volume each');
+  });
+
+  test('cluster.conf names exactly the three nodes for classic peer discovery', () => {
+    assert.match(clusterConf, /^cluster_formation\.peer_discovery_backend = classic_config$/m);
+    const listed = [...clusterConf.matchAll(/^cluster_formation\.classic_config\.nodes\.\d+ = rabbit@(\S+)$/gm)].map((match) => match[1]);
+    assert.deepEqual(listed, nodes);
+  });
+
+  test('the API and the consumer of the profile get every node in RABBITMQ_URL, in order', () => {
+    for (const name of ['api-cluster', 'consumer-cluster']) {
+      const service = services[name]!;
+      assert.deepEqual(service.profiles, ['cluster'], `${name}: profiles`);
+      const hosts = String(service.environment?.RABBITMQ_URL).split(',').map((url) => new URL(url).host);
+      assert.deepEqual(hosts, nodes.map((node) => `${node}:5672`), name);
+    }
   });
 });
