@@ -2,7 +2,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseNodeList } from '../src/broker/nodes.ts';
 import { reconnectDelay } from '../src/broker/session.ts';
-import { partitionOf, routingKey, streamQueues, topologyPlan, type TopologyOptions } from '../src/broker/topology.ts';
+import { DEAD_LETTER_DELIVERY_LIMIT, partitionOf, routingKey, streamQueues, topologyPlan, type TopologyOptions } from '../src/broker/topology.ts';
 
 const TOPOLOGY: TopologyOptions = { exchange: 'activities', queueName: 'user_activities', queueType: 'quorum', deliveryLimit: 10, replicas: 3, partitions: 1 };
 
@@ -54,6 +54,12 @@ describe('topologyPlan', () => {
     assert.deepEqual(plan.bindings, [{ kind: 'queue', queue: 'user_activities', exchange: 'activities', pattern: '#' }]);
     assert.equal(plan.queues[1]!.arguments['x-quorum-initial-group-size'], 3);
     assert.equal(plan.queues[1]!.arguments['x-dead-letter-routing-key'], 'user_activities.dead');
+  });
+
+  test("a quorum dead-letter queue states its delivery limit, so RabbitMQ 4's default of 20 cannot drop dead letters", () => {
+    const dead = topologyPlan(TOPOLOGY).queues[0]!;
+    assert.equal(dead.arguments['x-delivery-limit'], DEAD_LETTER_DELIVERY_LIMIT);
+    assert.equal(dead.arguments['x-dead-letter-exchange'], undefined, 'a dead-letter queue has no target of its own');
   });
 
   test('partitions: N queues, each with its own dead-letter queue, behind a headers exchange bound to the topic exchange', () => {

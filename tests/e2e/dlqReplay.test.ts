@@ -171,6 +171,14 @@ describe('npm run dlq:replay', { skip: servicesMissing('RABBITMQ_URL') }, () => 
     const moved2 = await drain(channel, queue, 2);
     assert.deepEqual(idsOf(moved2, everything).sort(), sortedIds([otherJson, json3]));
     moved2.forEach(assertCopy);
+    // The letters it did not move went back as fresh copies, reason kept: delivered now for the
+    // first time, so no delivery count (a nack-requeue would have raised it with every run, and a
+    // quorum queue drops a message past its delivery limit).
+    const left2 = await peek(channel, dead, 3);
+    for (const message of left2) {
+      assert.ok([undefined, 0].includes(message.properties.headers?.['x-delivery-count']), `${message.properties.messageId}: x-delivery-count ${message.properties.headers?.['x-delivery-count']}`);
+      assert.ok(message.properties.headers?.['x-rejection-reason'] !== undefined || message.properties.messageId === byBroker.id, 'a dead letter lost its reason');
+    }
 
     // 3. Everything left, the broker's own dead letter included, which arrives without x-death.
     const third = await replay(env, []);
