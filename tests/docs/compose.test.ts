@@ -22,6 +22,7 @@ interface Service {
   readonly profiles?: readonly string[];
   readonly networks?: readonly string[] | Readonly<Record<string, { readonly ipv4_address?: string } | null>>;
   readonly command?: readonly string[];
+  readonly hostname?: string;
 }
 
 const PYTHON = '/usr/bin/python3';
