@@ -21,5 +21,11 @@ node --import tsx bench/limiterLoad.ts
 node --import tsx bench/consumer.ts
 node --import tsx bench/latency.ts
 node --import tsx bench/quorumQueue.ts
+node --import tsx bench/worstCase.ts
 # A three-node cluster of its own (tests/support/rabbitCluster.ts, README "The cluster suite") when RABBITMQ_CLUSTER_URL names one.
-if [ -n "${RABBITMQ_CLUSTER_URL:-}" ]; then node --import tsx bench/cluster.ts; else echo "bench/cluster.ts skipped: RABBITMQ_CLUSTER_URL unset"; fi
+if [ -n "${RABBITMQ_CLUSTER_URL:-}" ]; then
+  node --import tsx bench/cluster.ts
+  node --import tsx bench/partitions.ts
+else
+  echo "bench/cluster.ts and bench/partitions.ts skipped: RABBITMQ_CLUSTER_URL unset"
+fi
