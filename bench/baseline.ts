@@ -1,7 +1,7 @@
 // The bare confirm baseline: node:http that reads the body and publishes it with amqplib publisher
 // confirms, with no validation, no limiter, no metrics and no routing. The API's throughput is
 // reported as a ratio of this one's, measured in the same run, on the same kind of queue: the
-// driver passes the API's queue arguments (common/src/topology.ts) in QUEUE_ARGUMENTS.
+// driver passes the API's queue arguments (common/src/broker/topology.ts) in QUEUE_ARGUMENTS.
 import http from 'node:http';
 import amqp from 'amqplib';
 

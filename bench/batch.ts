@@ -1,6 +1,6 @@
 // Batch ingest against the broker's own rate: wrk posts 100-event batches to
 // POST /api/v1/activities/batch, and in the same run this process publishes the same messages with
-// confirms straight to a queue declared as the API declares its own (common/src/topology.ts), with
+// confirms straight to a queue declared as the API declares its own (common/src/broker/topology.ts), with
 // as many unconfirmed at once as the API can have at that concurrency. Events/s, and their ratio.
 // Usage: RABBITMQ_URL=... node --import tsx bench/batch.ts   (BENCH_SECONDS, BENCH_RUNS, BENCH_RUNTIMES, BENCH_CONCURRENCY)
 import { randomUUID } from 'node:crypto';

@@ -1,6 +1,6 @@
 // What every peer shares with the bare baseline: one confirm channel on RabbitMQ, and a publish
 // that resolves once the broker confirms. The queue arguments come from the bench driver, which
-// takes them from the API's own topology (common/src/topology.ts), so every server writes to the
+// takes them from the API's own topology (common/src/broker/topology.ts), so every server writes to the
 // same kind of queue. Plain JavaScript: the peers run on Node as their users run them.
 import { randomUUID } from 'node:crypto';
 import amqp from 'amqplib';
