@@ -25,9 +25,13 @@ export interface BrokerConnection {
 
 const RETRY: BackoffOptions = { baseMs: 500, maxMs: 30_000 };
 
+/** Least time between two channel resets on a nack, so a broker refusing everything is not hammered. */
+const NACK_RESET_MS = 5_000;
+
 /** Starts connecting in the background: until a session is open the publisher answers 503 at once. */
 export function connectBroker(options: BrokerOptions): BrokerConnection {
   const { publisher, logger, topology } = options;
+  let lastReset = -Infinity;
   const session: BrokerSession = new BrokerSession({
     ...options,
     retry: options.retry ?? RETRY,
@@ -54,7 +58,18 @@ export function connectBroker(options: BrokerOptions): BrokerConnection {
             .catch((err: unknown) => logger.warn('declaring the topology failed', { err }))
             .finally(() => (redeclaring = false));
         });
-        publisher.attach(channel, () => session.worked());
+        // RabbitMQ 3.10 can nack every publish of a confirm channel opened on a surviving node just
+        // as a quorum queue's leader died, long after a new leader is elected, while a new channel
+        // is acked at once (tests/cluster/failover.test.ts found it, on Bun mostly). So a nack ends
+        // the session, at most once per NACK_RESET_MS: the next session's channel is a new one.
+        const onNack = () => {
+          const now = performance.now();
+          if (now - lastReset < NACK_RESET_MS) return;
+          lastReset = now;
+          logger.warn('the broker refused a publish; opening a new channel');
+          void channel.close().catch(() => {});
+        };
+        publisher.attach(channel, () => session.worked(), onNack);
       },
       // The publisher detaches itself on the channel's 'close'; nothing else holds the session.
       lost: () => {},

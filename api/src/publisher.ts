@@ -58,6 +58,7 @@ export class ConfirmPublisher implements Publisher {
   #waitingForDrain: Array<() => void> = [];
   readonly #inFlight = new Set<InFlight>();
   #onConfirm: () => void = () => {};
+  #onNack: () => void = () => {};
 
   constructor(options: PublisherOptions) {
     this.#options = options;
@@ -71,10 +72,14 @@ export class ConfirmPublisher implements Publisher {
     return this.#inFlight.size;
   }
 
-  /** Publishes on `channel` from now on; `onConfirm` hears of every confirm the broker sends on it. */
-  attach(channel: PublishChannel, onConfirm: () => void = () => {}): void {
+  /**
+   * Publishes on `channel` from now on; `onConfirm` hears of every confirm the broker sends on it,
+   * `onNack` of every publish the broker refused (basic.nack).
+   */
+  attach(channel: PublishChannel, onConfirm: () => void = () => {}, onNack: () => void = () => {}): void {
     this.#channel = channel;
     this.#onConfirm = onConfirm;
+    this.#onNack = onNack;
     this.#blocked = false;
     this.#saturated = false;
     // RabbitMQ sends basic.return before the basic.ack of the same message, so marking the
@@ -137,11 +142,16 @@ export class ConfirmPublisher implements Publisher {
           return;
         }
         const onConfirm = this.#onConfirm;
+        const onNack = this.#onNack;
         try {
           sent = true;
           const writable = channel.publish(exchange, routingKey(message.eventType), content, properties, (err) => {
             this.#inFlight.delete(entry);
-            if (err) settle(confirmFailure(err, id));
+            if (err) {
+              const failure = confirmFailure(err, id);
+              if (failure instanceof QueueUnavailable) onNack();
+              settle(failure);
+            }
             else if (entry.returned) settle(new QueueUnavailable('returned', 'no queue took the event', id));
             else {
               onConfirm();

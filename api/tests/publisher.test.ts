@@ -58,6 +58,20 @@ describe('ConfirmPublisher', () => {
     assert.equal(publisher.unconfirmed, 0);
   });
 
+  test('tells the broker connection of a nack (it opens a new channel), not of a lost confirm', async () => {
+    const publisher = new ConfirmPublisher({ exchange: 'events', partitions: 1, publishTimeoutMs: 5_000, maxUnconfirmed: 100 });
+    const channel = new FakeChannel();
+    let nacks = 0;
+    publisher.attach(channel, () => {}, () => nacks++);
+    const refused = publisher.publish(MESSAGE, RECEIVED_AT);
+    channel.nack();
+    await rejectsUnavailable(refused, /refused the event/);
+    const cut = publisher.publish(MESSAGE, RECEIVED_AT);
+    channel.close();
+    await rejectsUnknown(cut, /connection was lost before it confirmed/);
+    assert.equal(nacks, 1);
+  });
+
   test('rejects with QueueUnavailable when the broker nacks: it refused the event', async () => {
     const { publisher, channel } = attached();
     const published = publisher.publish(MESSAGE, RECEIVED_AT);
