@@ -101,8 +101,7 @@ const runEnv = {
   // A queue of its own, deleted afterwards: the compose default would consume (and store in the CI
   // database) whatever a developer's own `user_activities` queue on the same broker holds.
   ...(definition.environment?.QUEUE_NAME ? { QUEUE_NAME: `rehearsal_${service}_${process.pid}` } : {}),
-  // The three-node cluster .ci/run started for tests/cluster/, which REQUIRE_SERVICES=1 makes mandatory.
-  ...(process.env.RABBITMQ_CLUSTER_URL ? { RABBITMQ_CLUSTER_URL: process.env.RABBITMQ_CLUSTER_URL, RABBITMQ_CLUSTER_DIR: process.env.RABBITMQ_CLUSTER_DIR } : {}),
+  // No cluster: like the compose test runner, the rehearsal skips tests/cluster/ (REQUIRE_CLUSTER unset).
 };
 console.log(`CMD ${cmd.join(' ')}`);
 if (!healthcheck) {
