@@ -106,6 +106,14 @@ describe('loadConfig', () => {
     ]);
   });
 
+  test('takes DATABASE_WRITE_CONCERN as "majority" or a member count, and refuses anything else', () => {
+    assert.equal(loadConfig({ ...REQUIRED, DATABASE_WRITE_CONCERN: '2' }).writeConcern, 2);
+    assert.equal(loadConfig({ ...REQUIRED, DATABASE_WRITE_CONCERN: 'majority' }).writeConcern, 'majority');
+    for (const bad of ['0', 'all', '-1', '1.5']) {
+      assert.deepEqual(problemsOf({ ...REQUIRED, DATABASE_WRITE_CONCERN: bad }), [`DATABASE_WRITE_CONCERN must be "majority" or a number of members from 1 to 99 (got "${bad}")`]);
+    }
+  });
+
   test('refuses a non-AMQP broker URL', () => {
     assert.deepEqual(problemsOf({ ...REQUIRED, RABBITMQ_URL: 'http://rabbitmq.test' }), ['RABBITMQ_URL must be an amqp:// or amqps:// URL']);
   });
