@@ -9,8 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import amqp from 'amqplib';
 import type { ActivityEvent } from '@event-tracker/shared';
-import { assertTopology, deadLetterQueueName } from '@event-tracker/common/broker/topology.ts';
-import { testTopology } from '../tests/support/services.ts';
+import { assertTopology } from '@event-tracker/common/broker/topology.ts';
+import { deleteTopology, testTopology } from '../tests/support/services.ts';
 import { encodeMessage } from '../api/src/publisher.ts';
 import { clearQueues, median, requireEnv, startReady, stopService, table, wrk, type Runtime, type WrkResult } from './support.ts';
 
@@ -140,7 +140,8 @@ try {
       }
     } finally {
       await stopService(api);
-      await clearQueues(rabbitmqUrl, 'delete', queue, deadLetterQueueName(queue), brokerQueue, deadLetterQueueName(brokerQueue));
+      await deleteTopology(queue);
+      await deleteTopology(brokerQueue);
     }
   }
 } finally {

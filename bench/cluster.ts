@@ -6,7 +6,7 @@
 // The cluster: tests/support/rabbitCluster.ts (README "The cluster suite").
 import { randomUUID } from 'node:crypto';
 import amqp, { type ConfirmChannel } from 'amqplib';
-import { requireEnv, table } from './support.ts';
+import { publishFor, requireEnv, table } from './support.ts';
 
 const single = requireEnv('RABBITMQ_URL').split(',')[0]!;
 const clusterNodes = requireEnv('RABBITMQ_CLUSTER_URL').split(',');
@@ -25,27 +25,6 @@ const body = Buffer.from(
   }),
 );
 
-const quantile = (sorted: readonly number[], q: number) => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * q))]!;
-
-/** Publishes for `seconds`, `window` unconfirmed at most; confirmed messages per second and confirm latency. */
-async function publishFor(channel: ConfirmChannel, window: number): Promise<Record<string, number>> {
-  const latencies: number[] = [];
-  const deadline = performance.now() + seconds * 1000;
-  const started = performance.now();
-  const publisher = async () => {
-    while (performance.now() < deadline) {
-      const at = performance.now();
-      await new Promise<void>((resolve, reject) => {
-        channel.sendToQueue(queue, body, { persistent: true, contentType: 'application/json', messageId: randomUUID() }, (err) => (err ? reject(err) : resolve()));
-      });
-      latencies.push(performance.now() - at);
-    }
-  };
-  await Promise.all(Array.from({ length: window }, publisher));
-  const elapsed = (performance.now() - started) / 1000;
-  latencies.sort((a, b) => a - b);
-  return { 'confirmed msg/s': latencies.length / elapsed, 'confirm p50 ms': quantile(latencies, 0.5), 'confirm p99 ms': quantile(latencies, 0.99) };
-}
 
 /**
  * Declares the queue through `declareVia` (its leader goes on that node: client-local), measures
@@ -64,7 +43,7 @@ async function measure(broker: string, declareVia: string, publishVia: string, t
     try {
       const channel = await publishing.createConfirmChannel();
       for (const window of windows) {
-        rows.push({ broker, 'published through': through, unconfirmed: window, ...(await publishFor(channel, window)) });
+        rows.push({ broker, 'published through': through, unconfirmed: window, ...(await publishFor(channel, queue, body, seconds, window)) });
         await setup.purgeQueue(queue);
       }
     } finally {

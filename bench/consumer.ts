@@ -11,9 +11,9 @@ import { join } from 'node:path';
 import amqp from 'amqplib';
 import { MongoClient } from 'mongodb';
 import { assertTopology } from '@event-tracker/common/broker/topology.ts';
-import { testTopology } from '../tests/support/services.ts';
+import { deleteTopology, testTopology } from '../tests/support/services.ts';
 import { perRequestTable } from './cpuProfile.ts';
-import { clearQueues, cpuMicros, cpuSecondsBetween, cpuSecondsOf, median, requireEnv, startService, stopService, table, type Runtime } from './support.ts';
+import { cpuMicros, cpuSecondsBetween, cpuSecondsOf, median, requireEnv, startService, stopService, table, type Runtime } from './support.ts';
 
 const rabbitmqUrl = requireEnv('RABBITMQ_URL');
 const databaseUrl = requireEnv('DATABASE_URL');
@@ -126,7 +126,7 @@ async function consumerRun(runtime: Runtime, name: string, prefetch: number, bat
     console.log(`\n### CPU per event of the consumer on ${runtime}, ${prefetch} x ${batchSize}, over its whole life (${join(profileDir, file)})\n`);
     console.log(perRequestTable(join(profileDir, file), events, 'event'));
   }
-  await clearQueues(rabbitmqUrl, 'delete', name, `${name}.dead`);
+  await deleteTopology(name);
   const client = new MongoClient(databaseNamed(name));
   try {
     const stored = await client.db().collection('activities').countDocuments();

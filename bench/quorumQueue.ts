@@ -7,8 +7,8 @@
 import { randomUUID } from 'node:crypto';
 import amqp, { type ConfirmChannel } from 'amqplib';
 import { assertTopology } from '@event-tracker/common/broker/topology.ts';
-import { clearQueues, requireEnv, table } from './support.ts';
-import { testTopology } from '../tests/support/services.ts';
+import { publishFor, requireEnv, table } from './support.ts';
+import { deleteTopology, testTopology } from '../tests/support/services.ts';
 
 const rabbitmqUrl = requireEnv('RABBITMQ_URL');
 const seconds = Number(process.env.BENCH_SECONDS ?? 5);
@@ -25,27 +25,6 @@ const body = Buffer.from(
   }),
 );
 
-const quantile = (sorted: readonly number[], q: number) => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * q))]!;
-
-/** Publishes for `seconds`, `window` unconfirmed at most; confirmed messages per second and confirm latency. */
-async function publishFor(channel: ConfirmChannel, window: number, to = queue): Promise<Record<string, number>> {
-  const latencies: number[] = [];
-  const deadline = performance.now() + seconds * 1000;
-  const started = performance.now();
-  const publisher = async () => {
-    while (performance.now() < deadline) {
-      const at = performance.now();
-      await new Promise<void>((resolve, reject) => {
-        channel.sendToQueue(to, body, { persistent: true, contentType: 'application/json', messageId: randomUUID() }, (err) => (err ? reject(err) : resolve()));
-      });
-      latencies.push(performance.now() - at);
-    }
-  };
-  await Promise.all(Array.from({ length: window }, publisher));
-  const elapsed = (performance.now() - started) / 1000;
-  latencies.sort((a, b) => a - b);
-  return { 'confirmed msg/s': latencies.length / elapsed, 'confirm p50 ms': quantile(latencies, 0.5), 'confirm p99 ms': quantile(latencies, 0.99) };
-}
 
 const connection = await amqp.connect(rabbitmqUrl);
 const rows: Record<string, string | number>[] = [];
@@ -53,7 +32,7 @@ try {
   const channel = await connection.createConfirmChannel();
   await assertTopology(channel, testTopology(queue));
   for (const window of windows) {
-    rows.push({ consumer: 'none', unconfirmed: window, ...(await publishFor(channel, window)) });
+    rows.push({ consumer: 'none', unconfirmed: window, ...(await publishFor(channel, queue, body, seconds, window)) });
     await channel.purgeQueue(queue);
   }
   // The same with a consumer acking everything as it arrives (prefetch 1000, as a busy consumer).
@@ -67,7 +46,7 @@ try {
   });
   const window = windows.at(-1)!;
   const before = consumed;
-  const published = await publishFor(channel, window);
+  const published = await publishFor(channel, queue, body, seconds, window);
   rows.push({ consumer: 'acking, prefetch 1000', unconfirmed: window, ...published, 'consumed msg/s': (consumed - before) / seconds });
   await consuming.close();
   await channel.purgeQueue(queue);
@@ -75,7 +54,7 @@ try {
   // Two queues, a channel each, half the window each: what partitioning buys on one node.
   const second = await connection.createConfirmChannel();
   await assertTopology(second, testTopology(`${queue}_2`));
-  const halves = await Promise.all([publishFor(channel, window / 2), publishFor(second, window / 2, `${queue}_2`)]);
+  const halves = await Promise.all([publishFor(channel, queue, body, seconds, window / 2), publishFor(second, `${queue}_2`, body, seconds, window / 2)]);
   rows.push({
     consumer: 'none, two queues',
     unconfirmed: window,
@@ -85,6 +64,7 @@ try {
   });
 } finally {
   await connection.close();
-  await clearQueues(rabbitmqUrl, 'delete', queue, `${queue}.dead`, `${queue}_2`, `${queue}_2.dead`);
+  await deleteTopology(queue);
+  await deleteTopology(`${queue}_2`);
 }
 table(`One quorum queue: publishes with confirms, ${seconds} s per row (single-node RabbitMQ on this machine)`, rows);

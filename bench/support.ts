@@ -1,8 +1,9 @@
 // Shared by the bench scripts: start a service process on a runtime, run wrk, print a table.
 import { execFile } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { promisify } from 'node:util';
-import amqp from 'amqplib';
+import amqp, { type ConfirmChannel } from 'amqplib';
 import { assertTopology, queueArguments } from '@event-tracker/common/broker/topology.ts';
 import { loadConfig } from '../api/src/config.ts';
 
@@ -128,3 +129,28 @@ export function cpuSecondsBetween(before: ReadonlyMap<number, number>, after: Re
 
 /** USER_HZ, which Linux fixes at 100 for /proc on every architecture it runs on here. */
 const CLOCK_TICKS_PER_SECOND = 100;
+
+const quantile = (sorted: readonly number[], q: number) => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * q))]!;
+
+/**
+ * Publishes `body` to `queue` for `seconds`, `window` unconfirmed at most (persistent, with
+ * confirms, as the API publishes): confirmed messages per second and confirm latency.
+ */
+export async function publishFor(channel: ConfirmChannel, queue: string, body: Buffer, seconds: number, window: number): Promise<Record<string, number>> {
+  const latencies: number[] = [];
+  const deadline = performance.now() + seconds * 1000;
+  const started = performance.now();
+  const publisher = async () => {
+    while (performance.now() < deadline) {
+      const at = performance.now();
+      await new Promise<void>((resolve, reject) => {
+        channel.sendToQueue(queue, body, { persistent: true, contentType: 'application/json', messageId: randomUUID() }, (err) => (err ? reject(err) : resolve()));
+      });
+      latencies.push(performance.now() - at);
+    }
+  };
+  await Promise.all(Array.from({ length: window }, publisher));
+  const elapsed = (performance.now() - started) / 1000;
+  latencies.sort((a, b) => a - b);
+  return { 'confirmed msg/s': latencies.length / elapsed, 'confirm p50 ms': quantile(latencies, 0.5), 'confirm p99 ms': quantile(latencies, 0.99) };
+}

@@ -126,14 +126,14 @@ function postEvent(port: number, address: string, agent: http.Agent): Promise<An
   });
 }
 
-/** Takes every message off `queue` (or, with `remove`, deletes it and its dead-letter queue). */
+/** Takes every message off `queue` (or, with `remove`, deletes it, its dead-letter queue and its exchange). */
 async function drain(queue: string, remove = false): Promise<amqp.GetMessage[]> {
   const connection = await amqp.connect(serviceUrl('RABBITMQ_URL'));
   try {
     const channel = await connection.createChannel();
     const messages: amqp.GetMessage[] = [];
     for (let message = await channel.get(queue, { noAck: true }); message !== false; message = await channel.get(queue, { noAck: true })) messages.push(message);
-    if (remove) await Promise.all([channel.deleteQueue(queue), channel.deleteQueue(`${queue}.dead`)]);
+    if (remove) await Promise.all([channel.deleteQueue(queue), channel.deleteQueue(`${queue}.dead`), channel.deleteExchange(queue)]);
     return messages;
   } finally {
     await connection.close();
