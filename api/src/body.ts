@@ -3,9 +3,10 @@
 // stream in (never buffering past it), then UTF-8 and JSON decoding.
 import type { IncomingMessage } from 'node:http';
 import type { Readable } from 'node:stream';
-import { decodeJson } from '@event-tracker/common/json.ts';
+import { setImmediate as loopTurn } from 'node:timers/promises';
+import { decodeJson, parsePart, splitBatch } from '@event-tracker/common/json.ts';
 import { contentEncoding, decoderFor } from './contentEncoding.ts';
-import { BodyTimeout, BodyTooLarge, InvalidEvent, UnsupportedMediaType } from './errors.ts';
+import { BodyTimeout, BodyTooLarge, InvalidEvent, UnsupportedMediaType, eventTooLarge } from './errors.ts';
 
 /**
  * `application/json`, or `text/plain` (what `navigator.sendBeacon` sends a string as, and the one
@@ -97,4 +98,51 @@ export function parseJson(body: Buffer): unknown {
   const decoded = decodeJson(body);
   if (decoded.ok) return decoded.value;
   throw new InvalidEvent(body.length === 0 ? `${decoded.reason}; send the event as a JSON object.` : `${decoded.reason}.`);
+}
+
+/** How a batch route reads its body `{"batch": [...]}`. */
+export interface BatchBodyLimits {
+  /** One element of the array, in bytes as received (decompressed). */
+  readonly maxEventBytes: number;
+  /** The rest of the body; and a body that holds no batch array, which is refused unparsed past it. */
+  readonly maxEnvelopeBytes: number;
+  /** The answer to such a body: what the route takes. */
+  readonly notABatch: string;
+}
+
+/** Bytes of events parsed between two turns of the event loop (BENCHMARKS.md, "Worst-case requests"). */
+const SLICE_BYTES = 64 * 1024;
+
+/**
+ * A batch body, parsed as parseJson parses it but an event at a time, the event loop turning after
+ * each 64 KiB: a MiB body made of small nodes takes JSON.parse 40-65 ms, and other requests and the
+ * broker's heartbeats wait for one slice, not all of it. No part is parsed before every event is
+ * known to be within its limit, so no single parse is larger than the limits.
+ */
+export async function parseBatch(body: Buffer, limits: BatchBodyLimits): Promise<unknown> {
+  const split = splitBatch(body);
+  if (!split.ok) {
+    // decodeJson names the depth without parsing; anything else is refused by the route anyway.
+    if (split.tooDeep || body.length <= limits.maxEnvelopeBytes) return parseJson(body);
+    throw new InvalidEvent(limits.notABatch);
+  }
+  if (split.envelope.length > limits.maxEnvelopeBytes) throw new InvalidEvent(limits.notABatch);
+  const index = split.events.findIndex(([start, end]) => end - start > limits.maxEventBytes);
+  if (index >= 0) throw eventTooLarge(`batch[${index}]`, limits.maxEventBytes);
+  const envelope = decoded(parsePart(split.envelope, true)) as { batch: unknown[] };
+  let parsed = 0;
+  for (const [start, end] of split.events) {
+    envelope.batch.push(decoded(parsePart(body.subarray(start, end)), envelope.batch.length));
+    parsed += end - start;
+    if (parsed >= SLICE_BYTES) {
+      parsed = 0;
+      await loopTurn();
+    }
+  }
+  return envelope;
+}
+
+function decoded(result: ReturnType<typeof decodeJson>, event?: number): unknown {
+  if (result.ok) return result.value;
+  throw new InvalidEvent(event === undefined ? `${result.reason}.` : `${result.reason} (in batch[${event}]).`);
 }

@@ -72,6 +72,11 @@ export function callTooLarge(call: string, maxBytes: number): AppError {
   return new AppError('body-too-large', 413, 'Content Too Large', `${call} must be at most ${maxBytes} bytes as JSON; nothing of the batch was accepted.`);
 }
 
+/** One event of a native batch over the limit of an event posted alone, as it sits in the body. */
+export function eventTooLarge(event: string, maxBytes: number): AppError {
+  return new AppError('body-too-large', 413, 'Content Too Large', `${event} must be at most ${maxBytes} bytes, as an event posted alone; nothing of the batch was accepted.`);
+}
+
 /**
  * Answered before the body is read, as is 429: the connection is closed rather than spend time and
  * bandwidth draining a body nobody will read.

@@ -98,8 +98,40 @@ describe('POST /api/v1/activities/batch', () => {
   });
 
   test('reads its body up to MAX_BATCH_BODY_BYTES, not MAX_BODY_BYTES', async (t) => {
-    const app = await startApp(t, { env: { MAX_BODY_BYTES: '100', MAX_BATCH_BODY_BYTES: '2000' } });
-    assert.equal((await postJson(`${app.url}${URL_PATH}`, { batch: [VALID_EVENT, VALID_EVENT] })).status, 202);
+    const app = await startApp(t, { env: { MAX_BODY_BYTES: '200', MAX_BATCH_BODY_BYTES: '2000' } });
+    assert.equal((await postJson(`${app.url}${URL_PATH}`, { batch: [VALID_EVENT, VALID_EVENT, VALID_EVENT] })).status, 202);
     assert.equal((await postJson(`${app.url}${URL_PATH}`, { batch: Array.from({ length: 20 }, () => VALID_EVENT) })).status, 413);
+  });
+
+  test('takes each event up to MAX_BODY_BYTES as it sits in the body, and refuses the batch naming the first one over it', async (t) => {
+    const app = await startApp(t, { env: { MAX_BODY_BYTES: '200', MAX_BATCH_BODY_BYTES: '2000' } });
+    const large = { ...VALID_EVENT, payload: { note: 'x'.repeat(200) } };
+    const response = await postJson(`${app.url}${URL_PATH}`, { batch: [VALID_EVENT, large, large] });
+    assert.equal(response.status, 413);
+    const problem = (await response.json()) as ProblemDetails;
+    assert.equal(problem.type, '/problems/body-too-large');
+    assert.equal(problem.detail, 'batch[1] must be at most 200 bytes, as an event posted alone; nothing of the batch was accepted.');
+    // Spaces around an event count: they are what the parser reads.
+    const padded = `{"batch":[${JSON.stringify(VALID_EVENT)}${' '.repeat(200)}]}`;
+    assert.equal((await postJson(`${app.url}${URL_PATH}`, padded)).status, 413);
+  });
+
+  test('refuses a body that holds no batch array, past MAX_BODY_BYTES, unparsed', async (t) => {
+    const app = await startApp(t, { env: { MAX_BODY_BYTES: '200', MAX_BATCH_BODY_BYTES: '2000' } });
+    for (const body of [{ events: [VALID_EVENT, VALID_EVENT] }, { batch: [VALID_EVENT], other: 'x'.repeat(300) }]) {
+      const response = await postJson(`${app.url}${URL_PATH}`, body);
+      assert.equal(response.status, 400);
+      assert.equal(((await response.json()) as ProblemDetails).detail, 'The body must be a JSON object {"batch": [event, ...]}, each event within the limit of one posted alone.');
+    }
+    // Small enough to read whole: the answer names what is wrong, as before.
+    const small = await postJson(`${app.url}${URL_PATH}`, { events: [] });
+    assert.match(((await small.json()) as ProblemDetails).detail, /got "batch" as/);
+  });
+
+  test('names the event whose JSON is malformed', async (t) => {
+    const app = await startApp(t);
+    const response = await postJson(`${app.url}${URL_PATH}`, `{"batch":[${JSON.stringify(VALID_EVENT)},{"userId":}]}`);
+    assert.equal(response.status, 400);
+    assert.match(((await response.json()) as ProblemDetails).detail, /^The body is not valid JSON: .* \(in batch\[1\]\)\.$/);
   });
 });

@@ -9,7 +9,7 @@ import type { ApiMetrics } from '../apiMetrics.ts';
 import { AppError, PublishOutcomeUnknown, QueueUnavailable } from '../errors.ts';
 import { validateBatch } from '../validation.ts';
 import type { Publisher } from '../publisher.ts';
-import { parseJson, readBody, requireJson } from '../body.ts';
+import { parseBatch, parseJson, readBody, requireJson } from '../body.ts';
 import { sendJson } from '../respond.ts';
 
 /** A route's handler; `source` is the name of the request's write key, while WRITE_KEYS is set. */
@@ -38,11 +38,17 @@ export function activityController(deps: ActivityControllerDeps): (validate: (bo
   };
 }
 
-/** `POST /api/v1/activities/batch`: every event its own message, 202 once all are confirmed. */
+const NOT_A_BATCH = 'The body must be a JSON object {"batch": [event, ...]}, each event within the limit of one posted alone.';
+
+/**
+ * `POST /api/v1/activities/batch`: every event its own message, 202 once all are confirmed. Each
+ * event may be as large as one posted alone (MAX_BODY_BYTES), as Segment bounds each call of a batch.
+ */
 export function batchController(deps: ActivityControllerDeps): Handler {
   return async (req, res, source) => {
     requireJson(req.headers['content-type']);
-    const body = parseJson(await readBody(req, deps.maxBatchBodyBytes, deps.bodyTimeoutMs));
+    const bytes = await readBody(req, deps.maxBatchBodyBytes, deps.bodyTimeoutMs);
+    const body = await parseBatch(bytes, { maxEventBytes: deps.maxBodyBytes, maxEnvelopeBytes: deps.maxBodyBytes, notABatch: NOT_A_BATCH });
     await betweenSteps();
     const events = validateBatch(body, deps.batchMaxEvents);
     await betweenSteps();

@@ -4,7 +4,7 @@
 // labels gzip JSON application/x-www-form-urlencoded.
 import type { ActivityControllerDeps, Handler } from './activityController.ts';
 import { betweenSteps, timed, toMessage } from './activityController.ts';
-import { parseJson, readBody } from '../body.ts';
+import { parseBatch, parseJson, readBody } from '../body.ts';
 import { sendJson } from '../respond.ts';
 import { mapBatch, mapCall, type CallType } from '../segment.ts';
 
@@ -29,10 +29,14 @@ export function segmentCallController(deps: SegmentControllerDeps, type: CallTyp
   };
 }
 
+const NOT_A_BATCH = 'The body must be a JSON object {"batch": [call, ...]}.';
+
 /** `POST /v1/batch`: every call its own message, as on the native batch route. */
 export function segmentBatchController(deps: SegmentControllerDeps): Handler {
   return async (req, res, source) => {
-    const body = parseJson(await readBody(req, deps.segmentMaxBatchBytes, deps.bodyTimeoutMs));
+    const bytes = await readBody(req, deps.segmentMaxBatchBytes, deps.bodyTimeoutMs);
+    // A call's limit is on it as JSON (mapBatch); here only what bounds each parse.
+    const body = await parseBatch(bytes, { maxEventBytes: deps.segmentMaxBatchBytes, maxEnvelopeBytes: deps.segmentMaxCallBytes, notABatch: NOT_A_BATCH });
     const receivedAt = new Date(deps.clock.wall());
     await betweenSteps();
     const events = mapBatch(body, { maxCallBytes: deps.segmentMaxCallBytes, maxCalls: deps.batchMaxEvents }, receivedAt);
