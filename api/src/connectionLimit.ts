@@ -55,8 +55,16 @@ export function limitConnectionsPerClient(server: Server, options: ConnectionLim
       socket.destroy();
       return;
     }
-    // The key is kept here: Bun no longer reports remoteAddress once the socket has closed.
-    socket.once('close', () => counts.release(key));
+    // The key is kept here: Bun no longer reports remoteAddress once the socket has closed. A socket
+    // the server has ended (an answer with Connection: close) serves nothing more, so it counts no
+    // more either: Bun reports its 'close' only some time later, long enough for a client whose
+    // answers close their connections to be refused while it holds fewer than the cap.
+    let counted = true;
+    const release = () => {
+      if (counted) counts.release(key);
+      counted = false;
+    };
+    socket.once('finish', release).once('close', release);
   });
   return counts;
 }

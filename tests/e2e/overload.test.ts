@@ -104,6 +104,32 @@ for (const runtime of selectedRuntimes()) {
       }
     });
 
+    test(`a client whose answers close their connections is never refused while it holds at most ${PER_CLIENT}`, async () => {
+      // A request shed (MAX_IN_FLIGHT_REQUESTS is 1 here) or past the rate limit is answered with
+      // Connection: close, so the requests of this keep-alive agent go on new connections as the
+      // last ones close.
+      const agent = new http.Agent({ keepAlive: true, maxSockets: PER_CLIENT, localAddress: '127.0.0.5' } as http.AgentOptions);
+      try {
+        const answers = await Promise.all(
+          Array.from({ length: 200 }, () =>
+            new Promise<number | string>((resolve) => {
+              const req = http.request({ host: '127.0.0.1', port: api.port, method: 'POST', path: '/api/v1/activities', headers: { 'content-type': 'application/json' }, agent }, (res) => {
+                res.resume();
+                res.on('end', () => resolve(res.statusCode!));
+              });
+              req.on('error', (error: NodeJS.ErrnoException) => resolve(error.code ?? error.message));
+              req.end(JSON.stringify(event(5)));
+            }),
+          ),
+        );
+        const unanswered = answers.filter((answer) => typeof answer !== 'number');
+        assert.deepEqual(unanswered, [], 'every request answered, none closed unanswered');
+        assert.ok(answers.filter((answer) => answer === 429 || answer === 503).length > 100, `answers that close their connection: ${answers.join()}`);
+      } finally {
+        agent.destroy();
+      }
+    });
+
     test('answers 503 overloaded with Retry-After at once while MAX_IN_FLIGHT_REQUESTS are in hand, then serves again', async () => {
       // A body that never finishes keeps its request in hand.
       const stalled = net.connect({ port: api.port, host: '127.0.0.1', localAddress: '127.0.0.3' });
