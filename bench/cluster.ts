@@ -3,7 +3,7 @@
 // of RABBITMQ_CLUSTER_URL (3 replicas), published through the node that leads the queue and through
 // one that does not. One publish at a time is the latency a lone request sees; 100 unconfirmed, a busy API.
 // Usage: RABBITMQ_URL=... RABBITMQ_CLUSTER_URL=... node --import tsx bench/cluster.ts   (BENCH_SECONDS, default 5; BENCH_WINDOWS, default 1,100)
-// The cluster: tests/support/rabbitCluster.ts (README "The cluster suite").
+// The cluster: tests/support/rabbitCluster.ts (TESTING.md "The cluster suite").
 import { randomUUID } from 'node:crypto';
 import amqp, { type ConfirmChannel } from 'amqplib';
 import { publishFor, requireEnv, table } from './support.ts';

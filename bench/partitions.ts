@@ -6,7 +6,7 @@
 // publishers keep 1000 publishes unconfirmed, spread over one connection per node. Rounds
 // alternate between the two shapes; each row is the median.
 // Usage: RABBITMQ_CLUSTER_URL=... node --import tsx bench/partitions.ts   (BENCH_SECONDS, default 5; BENCH_RUNS, default 3)
-// The cluster: tests/support/rabbitCluster.ts (README "The cluster suite").
+// The cluster: tests/support/rabbitCluster.ts (TESTING.md "The cluster suite").
 import { randomUUID } from 'node:crypto';
 import amqp, { type ChannelModel, type ConfirmChannel } from 'amqplib';
 import type { QueueMessage } from '@event-tracker/shared';

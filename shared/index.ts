@@ -12,14 +12,6 @@ export interface ActivityEvent {
   readonly payload: Readonly<Record<string, unknown>>;
 }
 
-/** The older snake_case contract accepted by `POST /api/v1/events/track`. */
-export interface LegacyTrackEvent {
-  readonly user_id: number | string;
-  readonly event_type: string;
-  readonly timestamp: string;
-  readonly metadata?: Readonly<Record<string, unknown>>;
-}
-
 /**
  * The JSON body of a message on the queue: the validated event with its id settled and the API's
  * receive time. AMQP properties carry the rest: `messageId` = `id`, `timestamp` = receive time
@@ -38,8 +30,9 @@ export interface QueueMessage {
 }
 
 /**
- * The AMQP header that carried the receive time before it moved into the body (a header table cost
- * the API about 6 µs a message, see BENCHMARKS.md); the consumer still reads it from messages queued then.
+ * The AMQP header that carried the receive time before it moved into the body (amqplib encodes a
+ * header table per message, the one large item of BENCHMARKS.md section 0's profile); the consumer
+ * still reads it from messages queued then.
  */
 export type ReceivedAtHeader = 'receivedAt';
 
@@ -85,11 +78,6 @@ export interface ProblemDetails {
 export interface AcceptedResponse {
   readonly status: 'accepted';
   readonly id: string;
-}
-
-/** The body of `POST /api/v1/activities/batch`. */
-export interface ActivityBatch {
-  readonly batch: readonly ActivityEvent[];
 }
 
 /** The 202 answer to an accepted batch: the event ids, in request order. */

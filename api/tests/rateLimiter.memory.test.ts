@@ -1,12 +1,12 @@
 // "Many clients": a million distinct client keys through the limiter stay within the memory bound
-// README documents, and the sweep gives it back once their window has passed.
+// BENCHMARKS.md section 2 states, and the sweep gives it back once their window has passed.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { SlidingLogLimiter } from '../src/middlewares/rateLimiter.ts';
 
-/** README "Performance": at most 200 bytes per tracked client seen once (key string included). */
+/** BENCHMARKS.md section 2: at most 200 bytes per tracked client seen once (key string included). */
 const DOCUMENTED_BYTES_PER_KEY = 200;
 const KEYS = 1_000_000;
 

@@ -43,9 +43,10 @@ export function createLogger(bindings: Fields = {}, options: LoggerOptions = {})
   };
 }
 
-// stdout to a file or pipe is a blocking write on Linux: one per log line cost the API about 8%
-// of its CPU under load (--cpu-prof). Lines are gathered and written once per event-loop turn,
-// and whatever is pending is written on exit, so a clean exit or process.exit() loses nothing.
+// stdout to a file or pipe is a blocking write on Linux, and one per log line was a measurable share
+// of the API's CPU under load (BENCHMARKS.md, "Measurements behind code comments"). Lines are
+// gathered and written once per event-loop turn, and whatever is pending is written on exit, so a
+// clean exit or process.exit() loses nothing.
 let pending: string[] = [];
 
 function flush(): void {

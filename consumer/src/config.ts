@@ -34,8 +34,8 @@ export const DEFAULTS = {
   QUEUE_REPLICAS: 3,
   QUEUE_PARTITIONS: 1,
   EVENTS_EXCHANGE: 'activities',
-  // bench/consumer.ts: 500 x 250 stores ~17% more per second than 200 x 100 on the reference
-  // machine; 1000 x 500 adds ~9% more but doubles what a crash redelivers. See BENCHMARKS.md.
+  // The pair past which a larger one stores little more per second but doubles what a consumer
+  // holds and a crash redelivers (bench/consumer.ts; BENCHMARKS.md section 4).
   PREFETCH: 500,
   BATCH_SIZE: 250,
   BATCH_MAX_WAIT_MS: 20,

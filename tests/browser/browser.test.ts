@@ -23,7 +23,7 @@ const WAIT_MS = 20_000;
 /** Like servicesMissing: false when Chromium is there, else the skip reason; throws under REQUIRE_SERVICES=1. */
 function chromiumMissing(): string | false {
   if (existsSync(CHROMIUM)) return false;
-  const reason = `browser test skipped: no Chromium at ${CHROMIUM}; install Debian's chromium package or set CHROMIUM_PATH (see README "The browser test")`;
+  const reason = `browser test skipped: no Chromium at ${CHROMIUM}; install Debian's chromium package or set CHROMIUM_PATH (see TESTING.md "The browser test")`;
   if (process.env.REQUIRE_SERVICES === '1') throw new Error(`REQUIRE_SERVICES=1 but ${reason}`);
   return reason;
 }

@@ -1,4 +1,4 @@
-// Runs README's "Bind a downstream queue" example as README gives it, against a live API on the
+// Runs OPERATIONS.md's "Bind a downstream queue" example as it is written, against a live API on the
 // real RabbitMQ, and checks the bound queue gets exactly the events of its binding.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -14,21 +14,22 @@ import { deleteQueues, deleteTopology, serviceUrl, servicesMissing, uniqueName }
 const run = promisify(execFile);
 const skip = servicesMissing('RABBITMQ_URL');
 
-/** The first js block of README's section `heading`, and the sh line that runs it. */
-function readmeExample(heading: string): { script: string; command: string } {
-  const readme = readFileSync(join(root, 'README.md'), 'utf8');
-  const section = readme.slice(readme.indexOf(heading));
+/** The first js block of OPERATIONS.md's section `heading`, and the sh line that runs it. */
+function documentedExample(heading: string): { script: string; command: string } {
+  const document = readFileSync(join(root, 'OPERATIONS.md'), 'utf8');
+  assert.ok(document.includes(`\n${heading}\n`), `OPERATIONS.md has no "${heading}" section`);
+  const section = document.slice(document.indexOf(`\n${heading}\n`));
   const script = /```js\n([\s\S]*?)```/.exec(section)?.[1];
   const command = /```sh\n([^\n]*node [^\n]*)\n```/.exec(section)?.[1];
-  assert.ok(script && command, `README "${heading}" has a js example and the command that runs it`);
+  assert.ok(script && command, `OPERATIONS.md "${heading}" has a js example and the command that runs it`);
   return { script, command };
 }
 
-test('README: a queue bound to the events exchange as "Bind a downstream queue" shows gets exactly the purchase events', { skip }, async (t) => {
-  const { script, command } = readmeExample('### Bind a downstream queue');
+test('OPERATIONS.md: a queue bound to the events exchange as "Bind a downstream queue" shows gets exactly the purchase events', { skip }, async (t) => {
+  const { script, command } = documentedExample('## Bind a downstream queue');
   const [assignment, , file] = command.split(' ');
   assert.match(assignment!, /^RABBITMQ_URL=amqp:\/\//);
-  // The example's names, as README gives them: the default EVENTS_EXCHANGE and its own queue.
+  // The example's names, as the document gives them: the default EVENTS_EXCHANGE and its own queue.
   assert.match(script, /bindQueue\('purchases', 'activities', 'purchase'\)/);
   const queue = uniqueName('docs_bind');
   const path = join(root, file!);

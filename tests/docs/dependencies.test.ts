@@ -1,6 +1,6 @@
 // The API's production dependency tree, read from the one lockfile (what `npm ci --omit=dev
 // --workspace api` installs, in CI and in api/Dockerfile): exactly amqplib and @redis/client,
-// pinned, with nothing under them, and README's Dependencies section shows that same tree.
+// pinned, with nothing under them, and ARCHITECTURE.md's Dependencies section shows that same tree.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -69,11 +69,11 @@ describe("the API's production dependencies", () => {
     for (const [name, version] of Object.entries(manifest.dependencies)) assert.match(version, /^\d+\.\d+\.\d+$/, name);
   });
 
-  test("README's Dependencies tree shows the API with exactly those", () => {
-    const block = read('README.md').split('## Dependencies')[1]?.split('```')[1] ?? '';
+  test("ARCHITECTURE.md's Dependencies tree shows the API with exactly those", () => {
+    const block = read('ARCHITECTURE.md').split('## Dependencies')[1]?.split('```')[1] ?? '';
     const lines = block.split('\n');
     const start = lines.findIndex((line) => line.includes('@event-tracker/api@'));
-    assert.ok(start >= 0, 'no @event-tracker/api in the README tree');
+    assert.ok(start >= 0, 'no @event-tracker/api in the ARCHITECTURE.md tree');
     const api: string[] = [];
     for (const line of lines.slice(start + 1)) {
       if (!line.startsWith('│ ')) break;

@@ -1,6 +1,6 @@
 // Keeps the documents honest about the code: every variable the services read (and every one
-// docker-compose.yml uses) is in .env.example and README's configuration table with the code's
-// default, and the status codes and problem types of API_DOCS.md and api/openapi.json are exactly
+// docker-compose.yml uses) is in .env.example once, under the service that reads it, with the code's
+// default; the status codes and problem types of API_DOCS.md and api/openapi.json are exactly
 // those the API produces (api/src/errors.ts; per-operation behaviour is api/tests/openapi.test.ts).
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -53,19 +53,24 @@ function expectedDefault(name: string): string | undefined {
 
 interface EnvEntry {
   readonly value: string;
+  /** The comment lines right above the variable, joined, or undefined when there are none. */
   readonly comment: string | undefined;
+  /** The `## ` heading the variable is listed under. */
+  readonly section: string;
 }
 
 function parseEnvExample(): Map<string, EnvEntry> {
   const entries = new Map<string, EnvEntry>();
-  let comment: string | undefined;
+  let comment: string[] = [];
+  let section = '';
   for (const line of read('.env.example').split('\n')) {
     const assignment = /^([A-Z][A-Z0-9_]*)=(.*)$/.exec(line);
     if (assignment !== null) {
       assert.ok(!entries.has(assignment[1]!), `.env.example sets ${assignment[1]} twice`);
-      entries.set(assignment[1]!, { value: assignment[2]!, comment });
+      entries.set(assignment[1]!, { value: assignment[2]!, comment: comment.length > 0 ? comment.join(' ') : undefined, section });
     }
-    comment = line.startsWith('# ') ? line.slice(2) : undefined;
+    if (line.startsWith('## ')) section = line.slice(3);
+    comment = line.startsWith('# ') ? [...comment, line.slice(2)] : [];
   }
   return entries;
 }
@@ -153,25 +158,20 @@ describe('.env.example', () => {
   });
 });
 
-describe('README configuration table', () => {
-  const rows = tableAfter(read('README.md'), '## Configuration');
-  const byName = new Map(rows.map((cells) => [unquote(cells[0]!), cells]));
+describe('.env.example sections', () => {
+  const entries = parseEnvExample();
 
-  test('has one row per variable and no others', () => {
-    assert.equal(byName.size, rows.length, 'a variable has two rows');
-    assert.deepEqual([...everyVariable].filter((name) => !byName.has(name)), [], 'variables missing from the table');
-    assert.deepEqual([...byName.keys()].filter((name) => !everyVariable.has(name)), [], 'rows for variables nobody reads');
+  test('lists each variable under the service that reads it: both, the API, the consumer, or compose only', () => {
+    for (const [name, { section }] of entries) {
+      const readBy = apiReads.has(name) && consumerReads.has(name) ? 'Both services' : apiReads.has(name) ? 'API' : consumerReads.has(name) ? 'Consumer' : 'docker compose only';
+      assert.ok(section.startsWith(readBy), `.env.example lists ${name} under "${section}", not "${readBy}"`);
+    }
   });
 
-  test('names the service, the default, whether .env reaches compose, and a meaning', () => {
-    for (const [name, [, service, defaultCell, compose, meaning]] of byName) {
-      const services = [apiReads.has(name) && 'API', consumerReads.has(name) && 'consumer'].filter(Boolean).join(', ');
-      assert.equal(service, services === 'API, consumer' ? 'both' : services || 'compose', `README service of ${name}`);
-      const expected = expectedDefault(name);
-      // An empty default (WRITE_KEYS: nothing required) reads "unset": an empty code span renders as two backticks.
-      assert.equal(defaultCell, expected === undefined ? 'required' : expected === '' ? 'unset' : `\`${expected}\``, `README default of ${name}`);
-      assert.match(compose ?? '', composeDefaults.has(name) ? /^yes\b/ : /^no\b/, `README compose column of ${name}`);
-      assert.ok((meaning ?? '').length > 10, `README meaning of ${name}`);
+  test('starts with "Required" the comment of exactly the variables without a default, and gives each a meaning', () => {
+    for (const [name, { comment }] of entries) {
+      assert.equal(comment?.startsWith('Required') ?? false, expectedDefault(name) === undefined, `.env.example: "Required" of ${name}`);
+      assert.ok((comment ?? '').length > 20, `.env.example: the meaning of ${name}`);
     }
   });
 });
@@ -243,7 +243,7 @@ describe('error statuses and problem types', () => {
 describe('commands in the documents', () => {
   const scripts = Object.keys((JSON.parse(read('package.json')) as { scripts: Record<string, string> }).scripts);
 
-  for (const document of ['README.md', 'API_DOCS.md']) {
+  for (const document of ['README.md', 'API_DOCS.md', 'OPERATIONS.md', 'TESTING.md', 'ARCHITECTURE.md', 'SCALING.md']) {
     test(`every \`npm run\` in ${document} names a script of package.json`, () => {
       const named = [...read(document).matchAll(/npm run ([\w:-]+)/g)].map((match) => match[1]!);
       assert.deepEqual(named.filter((name) => !scripts.includes(name)), []);
@@ -251,8 +251,8 @@ describe('commands in the documents', () => {
   }
 });
 
-describe('README "Guarantees and how they are tested"', () => {
-  const section = read('README.md').split('## Guarantees and how they are tested')[1]?.split('\n## ')[0] ?? '';
+describe('TESTING.md "Guarantees and how they are tested"', () => {
+  const section = read('TESTING.md').split('## Guarantees and how they are tested')[1]?.split('\n## ')[0] ?? '';
   const rows = section.split('\n').filter((line) => line.startsWith('| ') && line.includes('.test.ts'));
 
   test('every test it names exists in the file it names', () => {

@@ -1,4 +1,4 @@
-// `npm run dlq:replay`, run as README says, against the real broker: dead letters put back on their
+// `npm run dlq:replay`, run as OPERATIONS.md says, against the real broker: dead letters put back on their
 // queue by reason and count, byte for byte, with nothing lost and nothing duplicated, and a refused
 // copy leaving its dead letter where it was.
 import { describe, test } from 'node:test';

@@ -151,7 +151,7 @@ for (const runtime of selectedRuntimes()) {
         EVENTS_EXCHANGE: queue,
         API_HOST: '127.0.0.1',
         API_PORT: '0',
-        // The test is the proxy in front of every client (X-Forwarded-For), listed as README
+        // The test is the proxy in front of every client (X-Forwarded-For), listed as OPERATIONS.md
         // recommends: its connections count under no single client's cap.
         TRUST_PROXY: '127.0.0.1',
         MAX_BODY_BYTES: String(MAX_BODY_BYTES),

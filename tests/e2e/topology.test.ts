@@ -48,7 +48,7 @@ for (const runtime of selectedRuntimes()) {
       const system = new TestSystem(runtime);
       t.after(() => system.stop());
       await system.startApi();
-      // As README shows a downstream team: its own queue, bound to the exchange by event type.
+      // As OPERATIONS.md shows a downstream team: its own queue, bound to the exchange by event type.
       const purchases = `${system.queue}_purchases`;
       const pageViews = `${system.queue}_page_views`;
       t.after(async () => {

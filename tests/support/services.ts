@@ -6,7 +6,7 @@ import type { TopologyOptions } from '@event-tracker/common/broker/topology.ts';
 
 export type ServiceVar = 'RABBITMQ_URL' | 'DATABASE_URL' | 'RABBITMQ_CLUSTER_URL' | 'RABBITMQ_CLUSTER_DIR';
 
-const HOW = 'set RABBITMQ_URL and DATABASE_URL (and REQUIRE_SERVICES=1 to fail instead of skip); see README "Testing"';
+const HOW = 'set RABBITMQ_URL and DATABASE_URL (and REQUIRE_SERVICES=1 to fail instead of skip); see README "Testing" and TESTING.md';
 // The three-node cluster is started once for all its tests (.ci/run does so), not by each test.
 const HOW_CLUSTER =
   'start a cluster with `node --import tsx tests/support/rabbitCluster.ts start <dir>`, then set RABBITMQ_CLUSTER_URL to what it prints and RABBITMQ_CLUSTER_DIR to <dir>, as .ci/run does';

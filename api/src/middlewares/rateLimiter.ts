@@ -34,12 +34,13 @@ export interface RateLimiter {
   readonly evictions: number;
 }
 
-/** Keys one sweep() call looks at: about 0.6 ms of work here, so requests keep flowing. */
+/** Keys one sweep() call looks at: a chunk short enough that requests keep flowing between chunks (BENCHMARKS.md section 2). */
 export const SWEEP_CHUNK_KEYS = 2_000;
 
 /**
- * V8 rehashes a whole Map at once when deletes shrink it: 15-45 ms for a million keys, which no
- * chunking of the sweep avoids. Spreading the keys over 64 Maps makes each rehash 1/64 as long.
+ * V8 rehashes a whole Map at once when deletes shrink it, a pause no chunking of the sweep avoids
+ * (its length for a million keys: BENCHMARKS.md section 2). Spreading the keys over 64 Maps makes
+ * each rehash 1/64 as long.
  */
 const DEFAULT_SHARDS = 64;
 
@@ -56,9 +57,9 @@ const PAGE_SLOTS = 16_384;
 
 /**
  * Full-size logs: rows of 32-bit slots that are views over shared 64 KiB pages, so a row costs its
- * slots plus one view object (about 96 bytes on Node 20, 64 on Bun) and no buffer of its own. A
- * forgotten client's row goes back on the free list for the next log that fills; pages are never
- * released, so the pool keeps as many rows as the most full logs held at once.
+ * slots plus one view object and no buffer of its own (sizes: BENCHMARKS.md, "Measurements behind
+ * code comments"). A forgotten client's row goes back on the free list for the next log that fills;
+ * pages are never released, so the pool keeps as many rows as the most full logs held at once.
  */
 class RowPool {
   readonly #slots: number;

@@ -1,7 +1,9 @@
-// The one place a delivery's final verdict is carried out: stored and duplicate are acked; a
-// rejected message is copied to the dead-letter queue with its reason in `x-rejection-reason`
-// and the time in `x-rejected-at`, and acked only once the broker has confirmed that copy, so no
-// message is lost between the two. The broker's own dead-lettering (nack) cannot add headers.
+// The one place a delivery's final verdict is carried out (the parser's rejections come here from
+// app.ts, the store's verdicts from the batch writer, which keeps `retry` ones back): stored and
+// duplicate are acked; a rejected message is copied to the dead-letter queue with its reason in
+// `x-rejection-reason` and the time in `x-rejected-at`, and acked only once the broker has
+// confirmed that copy, so no message is lost between the two. The broker's own dead-lettering
+// (nack) cannot add headers.
 import type { Message } from 'amqplib';
 import { REJECTED_AT_HEADER, REJECTION_REASON_HEADER } from '@event-tracker/common/broker/deadLetters.ts';
 import type { Clock } from '@event-tracker/common/clock.ts';

@@ -1,5 +1,6 @@
-// What becomes of one delivery, as data: the parser and the store each give one, and the batch
-// writer alone acts on it (ack, dead-letter then ack, or keep and retry).
+// What becomes of one delivery, as data: the parser and the store each give one. The batch writer
+// keeps a `retry` in hand and writes it again; every other verdict goes to the settler (settler.ts),
+// the one place that acks or dead-letters.
 
 /** Why a message was dead-lettered; the label of the dead-letter metric. */
 export type RejectionCause = 'unparseable' | 'contract' | 'unencodable' | 'refused';
