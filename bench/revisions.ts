@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { clearQueues, cpuMicros, declareApiQueue, median, requireEnv, startCommand, stopService, wrk, type RunningService } from './support.ts';
+import { clearQueues, cpuMicros, deleteExchanges, declareApiQueue, median, requireEnv, startCommand, stopService, wrk, type RunningService } from './support.ts';
 import { root, waitFor } from '../tests/support/processes.ts';
 
 const rabbitmqUrl = requireEnv('RABBITMQ_URL');
@@ -73,4 +73,5 @@ try {
 } finally {
   await Promise.all(contenders.map(({ server }) => stopService(server)));
   await clearQueues(rabbitmqUrl, 'delete', ...contenders.flatMap(({ queue }) => [queue, `${queue}.dead`]));
+  await deleteExchanges(rabbitmqUrl, ...contenders.map(({ queue }) => queue));
 }
