@@ -5,6 +5,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Readable } from 'node:stream';
 import { decodeJson } from '@event-tracker/common/json.ts';
 import { contentEncoding, decoderFor } from './contentEncoding.ts';
+import { Deadlines } from './deadlines.ts';
 import { BodyTimeout, BodyTooLarge, InvalidEvent, UnsupportedMediaType } from './errors.ts';
 
 /**
@@ -25,6 +26,15 @@ export class RequestAborted extends Error {
     super('client closed the connection before the body was complete');
     this.name = 'RequestAborted';
   }
+}
+
+/** Body deadlines by length, sharing one timer each: every route reads within REQUEST_TIMEOUT_MS. */
+const bodyDeadlines = new Map<number, Deadlines>();
+
+function deadlinesOf(timeoutMs: number): Deadlines {
+  let deadlines = bodyDeadlines.get(timeoutMs);
+  if (deadlines === undefined) bodyDeadlines.set(timeoutMs, (deadlines = new Deadlines(timeoutMs)));
+  return deadlines;
 }
 
 /**
@@ -52,9 +62,10 @@ export function readBody(req: IncomingMessage, maxBytes: number, timeoutMs: numb
     // (empty deflate blocks, chunked) would otherwise be read until the deadline. The same limit as
     // Content-Length's above, so a body is refused alike whether it declares its length or not.
     let received = 0;
-    const deadline = setTimeout(() => stop(new BodyTimeout(timeoutMs)), timeoutMs);
+    const deadlines = deadlinesOf(timeoutMs);
+    const deadline = deadlines.start(() => stop(new BodyTimeout(timeoutMs)));
     const stop = (error?: Error) => {
-      clearTimeout(deadline);
+      deadlines.cancel(deadline);
       source.off('data', onData).off('end', onEnd).off('error', onCorrupt);
       req.off('data', onWire).off('end', onEnded).off('error', onAbort).off('close', onClose);
       if (error !== undefined) {
