@@ -19,6 +19,7 @@ import { Overloaded } from './errors.ts';
 import type { LoadShedder } from './overload.ts';
 import { enforceRateLimit } from './middlewares/rateLimiter.ts';
 import { writeProblem } from './problem.ts';
+import { addHeaders } from './respond.ts';
 import { requestPath } from '@event-tracker/common/requestPath.ts';
 import { activityRoutes, allowedMethods, resolveRoute, type RouteTable } from './routes/activityRoutes.ts';
 import { answerPreflight, applyCors } from './middlewares/cors.ts';
@@ -102,7 +103,7 @@ export function createApp(deps: AppDeps, audience: Audience = deps.config.ops ==
       });
 
       // A request on a kept-alive socket after shutdown began: tell the client not to reuse it.
-      if (!server.listening) res.setHeader('Connection', 'close');
+      if (!server.listening) addHeaders(res, { Connection: 'close' });
       try {
         if (route?.ingestion === true) {
           const origin = req.headers.origin;
