@@ -95,7 +95,10 @@ export function createApp(deps: AppDeps, audience: Audience = deps.config.ops ==
       const forwardedFor = req.headers['x-forwarded-for'];
       const client = clientKey(clientAddress(req.socket.remoteAddress, typeof forwardedFor === 'string' ? forwardedFor : undefined, config.trustProxy), config.rateLimit.ipv6Prefix);
 
+      // Set once the request counts as in flight (below); released with the answer, or when the client leaves.
+      let leave: (() => void) | undefined;
       res.on('close', () => {
+        leave?.();
         const status = res.writableFinished ? res.statusCode : CLIENT_CLOSED;
         metrics.requests.inc({ route: routeLabel, status: String(status) });
         if (status === 429) metrics.rateLimited.inc();
@@ -117,12 +120,16 @@ export function createApp(deps: AppDeps, audience: Audience = deps.config.ops ==
             throw new Overloaded();
           }
         }
-        if (path.startsWith('/api/') || route?.ingestion === true) await enforceRateLimit(limiter, client, res);
+        if (path.startsWith('/api/') || route?.ingestion === true) {
+          // The in-process store decides at once: no await, so no microtask, for it.
+          const limited = enforceRateLimit(limiter, client, res);
+          if (limited !== undefined) await limited;
+        }
         const handler = resolveRoute(route, req.method);
         // After the rate limit, so that guessing keys spends the guesser's budget; before the body.
         const source = route?.ingestion === true && config.writeKeys !== undefined ? authenticate(config.writeKeys, req) : undefined;
         // In flight from here, where the work (body, validation, publish) starts, until answered or abandoned.
-        if (route?.ingestion === true) res.once('close', shedder.enter());
+        if (route?.ingestion === true) leave = shedder.enter();
         await handler(req, res, source);
       } catch (error) {
         if (error instanceof RequestAborted) return;
