@@ -1,16 +1,16 @@
 // A CPU profile of one server under the side-by-side load (wrk -c50, 8 s), summarised by kind of
 // code per request (bench/cpuProfile.ts): what BENCHMARKS.md gives as the reason for a missed target.
-// Usage: RABBITMQ_URL=... node --import tsx bench/profile.ts <api|fastify|baseline> [node26|bun|node20-tsx]
+// Usage: RABBITMQ_URL=... node --import tsx bench/profile.ts <api|fastify|fastify-limited|baseline> [node26|bun|node20-tsx]
 // The profile itself is left in .profiles/ (gitignored) for a closer look, e.g. in Chrome DevTools.
 import { mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { perRequestTable } from './cpuProfile.ts';
-import { clearQueues, declareApiQueue, requireEnv, startCommand, stopService, wrk, type Runtime } from './support.ts';
+import { clearQueues, declareApiQueue, deleteExchanges, requireEnv, startCommand, stopService, wrk, type Runtime } from './support.ts';
 import { root, waitFor } from '../tests/support/processes.ts';
 
 const rabbitmqUrl = requireEnv('RABBITMQ_URL');
 const [server = 'api', runtime = 'node26'] = process.argv.slice(2) as [string?, Runtime?];
-const scripts: Record<string, string> = { api: 'api/src/server.ts', fastify: 'bench/peers/fastify.mjs', baseline: 'bench/baseline.ts' };
+const scripts: Record<string, string> = { api: 'api/src/server.ts', fastify: 'bench/peers/fastify.mjs', 'fastify-limited': 'bench/peers/fastifyRateLimit.mjs', baseline: 'bench/baseline.ts' };
 if (scripts[server] === undefined) throw new Error(`server must be one of ${Object.keys(scripts).join(', ')}`);
 
 const dir = join(root, '.profiles', `${server}-${runtime}`);
@@ -44,4 +44,5 @@ try {
 } finally {
   await stopService(running);
   await clearQueues(rabbitmqUrl, 'delete', queue, `${queue}.dead`);
+  await deleteExchanges(rabbitmqUrl, queue);
 }

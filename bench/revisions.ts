@@ -1,5 +1,5 @@
-// One change at a time: the API as of each git revision given (Node 26 by default), and the Fastify
-// peer, under the side-by-side load in alternating rounds; the median CPU per request and req/s of
+// One change at a time: the API as of each git revision given (Node 26 by default), and the two
+// Fastify peers (bare, and like for like), under the side-by-side load in alternating rounds; the median CPU per request and req/s of
 // each. BENCHMARKS.md gives each performance change's effect from this.
 // Usage: RABBITMQ_URL=... node --import tsx bench/revisions.ts <rev> <rev> ...   (BENCH_ROUNDS, BENCH_SECONDS, BENCH_RUNTIME)
 // Each revision is exported (git archive) to a temporary directory beside a hard-linked copy of
@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { clearQueues, cpuMicros, declareApiQueue, median, requireEnv, startCommand, stopService, wrk, type RunningService } from './support.ts';
+import { clearQueues, cpuMicros, deleteExchanges, declareApiQueue, median, requireEnv, startCommand, stopService, wrk, type RunningService } from './support.ts';
 import { root, waitFor } from '../tests/support/processes.ts';
 
 const rabbitmqUrl = requireEnv('RABBITMQ_URL');
@@ -47,9 +47,12 @@ try {
     await waitFor(`${revision} to be ready`, async () => (await fetch(`http://127.0.0.1:${server.port}/health/ready`)).ok);
     contenders.push({ name: revision, queue, server });
   }
-  const queue = `bench_revision_${process.pid}_fastify`;
-  const fastifyEnv = { RABBITMQ_URL: rabbitmqUrl, QUEUE_NAME: queue, EVENTS_EXCHANGE: queue, API_PORT: '0', QUEUE_ARGUMENTS: await declareApiQueue(rabbitmqUrl, queue) };
-  contenders.push({ name: 'Fastify peer', queue, server: await startCommand('fastify', [node26, 'bench/peers/fastify.mjs'], fastifyEnv) });
+  // The like-for-like peer (rate limit and its headers, a per-status counter) last: the ratio column divides by it.
+  for (const [slug, name, script] of [['fastify', 'Fastify peer', 'fastify.mjs'], ['fastify_limited', 'Fastify + rate limit + counter', 'fastifyRateLimit.mjs']] as const) {
+    const queue = `bench_revision_${process.pid}_${slug}`;
+    const fastifyEnv = { RABBITMQ_URL: rabbitmqUrl, QUEUE_NAME: queue, EVENTS_EXCHANGE: queue, API_PORT: '0', QUEUE_ARGUMENTS: await declareApiQueue(rabbitmqUrl, queue) };
+    contenders.push({ name, queue, server: await startCommand(slug, [node26, `bench/peers/${script}`], fastifyEnv) });
+  }
 
   const samples = contenders.map(() => ({ rps: [] as number[], cpu: [] as number[] }));
   for (let round = 0; round < rounds; round++) {
@@ -65,7 +68,7 @@ try {
   }
   const fastifyCpu = median(samples.at(-1)!.cpu);
   console.log(`\n### The API by revision on ${runtime}, wrk -c50, ${seconds} s per run, median of ${rounds} alternating rounds\n`);
-  console.log('| revision | req/s | CPU µs / request | runs | ÷ Fastify CPU |\n|---|---:|---:|---|---:|');
+  console.log('| revision | req/s | CPU µs / request | runs | ÷ like-for-like Fastify CPU |\n|---|---:|---:|---|---:|');
   contenders.forEach(({ name }, i) => {
     const { rps, cpu } = samples[i]!;
     console.log(`| ${name} | ${Math.round(median(rps)).toLocaleString('en-US')} | ${median(cpu).toFixed(1)} | ${cpu.map((value) => value.toFixed(0)).join(' / ')} | ${(median(cpu) / fastifyCpu).toFixed(2)} |`);
@@ -73,4 +76,5 @@ try {
 } finally {
   await Promise.all(contenders.map(({ server }) => stopService(server)));
   await clearQueues(rabbitmqUrl, 'delete', ...contenders.flatMap(({ queue }) => [queue, `${queue}.dead`]));
+  await deleteExchanges(rabbitmqUrl, ...contenders.map(({ queue }) => queue));
 }

@@ -1,5 +1,6 @@
 // The API side by side with what a user would otherwise pick: the same POST at the same
-// concurrency to a bare node:http + confirm baseline, to Fastify and Express (bench/peers), and to
+// concurrency to a bare node:http + confirm baseline, to Fastify (bare, and like for like: with a
+// rate limiter and a per-status counter) and Express (bench/peers), and to
 // the API on each runtime, with the Redis store and on the batch route. Every server publishes
 // persistent messages with confirms to a quorum queue of the API's arguments on the same broker.
 // Runs alternate, so drift on a shared machine hits every server alike; each figure is a median.
@@ -9,7 +10,7 @@ import { rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RedisServer } from '../tests/support/redisServer.ts';
-import { clearQueues, cpuMicros, declareApiQueue, median, requireEnv, startCommand, startReady, stopService, table, wrk, type Runtime, type RunningService, type WrkResult } from './support.ts';
+import { clearQueues, cpuMicros, deleteExchanges, declareApiQueue, median, requireEnv, startCommand, startReady, stopService, table, wrk, type Runtime, type RunningService, type WrkResult } from './support.ts';
 import { root, runtimeMissing } from '../tests/support/processes.ts';
 
 const rabbitmqUrl = requireEnv('RABBITMQ_URL');
@@ -64,6 +65,7 @@ const contenders: Contender[] = [
   { name: 'bare node:http + amqplib confirm, Node 26', ...single, queue: queue('baseline'), start: other([node26, 'bench/baseline.ts']) },
   { name: 'bare node:http + amqplib confirm, Bun', ...single, queue: queue('baseline_bun'), start: other(['bun', 'bench/baseline.ts']) },
   { name: 'Fastify 5, JSON-schema body, Node 26', ...single, queue: queue('fastify'), start: other([node26, 'bench/peers/fastify.mjs']) },
+  { name: 'Fastify 5, JSON-schema body + @fastify/rate-limit + per-status counter, Node 26', ...single, queue: queue('fastify_limited'), start: other([node26, 'bench/peers/fastifyRateLimit.mjs']) },
   { name: 'Express 5 + express-rate-limit, Node 26', ...single, queue: queue('express'), start: other([node26, 'bench/peers/express.mjs']) },
   { name: 'event-tracker API, Node 26', ...single, queue: queue('api_node26'), start: api('node26') },
   { name: 'event-tracker API, Bun', ...single, queue: queue('api_bun'), start: api('bun') },
@@ -105,6 +107,8 @@ try {
 } finally {
   await Promise.all(running.map((server) => stopService(server)));
   await clearQueues(rabbitmqUrl, 'delete', ...contenders.flatMap((contender) => [contender.queue, `${contender.queue}.dead`]));
+  // Each server declared an exchange named after its queue (EVENTS_EXCHANGE).
+  await deleteExchanges(rabbitmqUrl, ...contenders.map((contender) => contender.queue));
   await redis.stop();
   rmSync(batchFile, { force: true });
 }

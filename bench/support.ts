@@ -74,6 +74,17 @@ export async function clearQueues(url: string, how: 'purge' | 'delete', ...queue
   }
 }
 
+/** Removes exchanges a bench's servers declared (the API and declareApiQueue: EVENTS_EXCHANGE). */
+export async function deleteExchanges(url: string, ...exchanges: string[]): Promise<void> {
+  const connection = await amqp.connect(url);
+  try {
+    const channel = await connection.createChannel();
+    for (const exchange of exchanges) await channel.deleteExchange(exchange);
+  } finally {
+    await connection.close();
+  }
+}
+
 export function requireEnv(name: string): string {
   const value = process.env[name];
   if (!value) throw new Error(`${name} is required (see BENCHMARKS.md)`);

@@ -19,6 +19,7 @@ import { Overloaded } from './errors.ts';
 import type { LoadShedder } from './overload.ts';
 import { enforceRateLimit } from './middlewares/rateLimiter.ts';
 import { writeProblem } from './problem.ts';
+import { addHeaders } from './respond.ts';
 import { requestPath } from '@event-tracker/common/requestPath.ts';
 import { activityRoutes, allowedMethods, resolveRoute, type RouteTable } from './routes/activityRoutes.ts';
 import { answerPreflight, applyCors } from './middlewares/cors.ts';
@@ -94,7 +95,10 @@ export function createApp(deps: AppDeps, audience: Audience = deps.config.ops ==
       const forwardedFor = req.headers['x-forwarded-for'];
       const client = clientKey(clientAddress(req.socket.remoteAddress, typeof forwardedFor === 'string' ? forwardedFor : undefined, config.trustProxy), config.rateLimit.ipv6Prefix);
 
+      // Set once the request counts as in flight (below); released with the answer, or when the client leaves.
+      let leave: (() => void) | undefined;
       res.on('close', () => {
+        leave?.();
         const status = res.writableFinished ? res.statusCode : CLIENT_CLOSED;
         metrics.requests.inc({ route: routeLabel, status: String(status) });
         if (status === 429) metrics.rateLimited.inc();
@@ -102,7 +106,7 @@ export function createApp(deps: AppDeps, audience: Audience = deps.config.ops ==
       });
 
       // A request on a kept-alive socket after shutdown began: tell the client not to reuse it.
-      if (!server.listening) res.setHeader('Connection', 'close');
+      if (!server.listening) addHeaders(res, { Connection: 'close' });
       try {
         if (route?.ingestion === true) {
           const origin = req.headers.origin;
@@ -116,12 +120,16 @@ export function createApp(deps: AppDeps, audience: Audience = deps.config.ops ==
             throw new Overloaded();
           }
         }
-        if (path.startsWith('/api/') || route?.ingestion === true) await enforceRateLimit(limiter, client, res);
+        if (path.startsWith('/api/') || route?.ingestion === true) {
+          // The in-process store decides at once: no await, so no microtask, for it.
+          const limited = enforceRateLimit(limiter, client, res);
+          if (limited !== undefined) await limited;
+        }
         const handler = resolveRoute(route, req.method);
         // After the rate limit, so that guessing keys spends the guesser's budget; before the body.
         const source = route?.ingestion === true && config.writeKeys !== undefined ? authenticate(config.writeKeys, req) : undefined;
         // In flight from here, where the work (body, validation, publish) starts, until answered or abandoned.
-        if (route?.ingestion === true) res.once('close', shedder.enter());
+        if (route?.ingestion === true) leave = shedder.enter();
         await handler(req, res, source);
       } catch (error) {
         if (error instanceof RequestAborted) return;

@@ -6,6 +6,7 @@ import type { Readable } from 'node:stream';
 import { setImmediate as loopTurn } from 'node:timers/promises';
 import { decodeJson, parsePart, splitBatch } from '@event-tracker/common/json.ts';
 import { contentEncoding, decoderFor } from './contentEncoding.ts';
+import { Deadlines } from './deadlines.ts';
 import { BodyTimeout, BodyTooLarge, InvalidEvent, UnsupportedMediaType, eventTooLarge } from './errors.ts';
 
 /**
@@ -26,6 +27,15 @@ export class RequestAborted extends Error {
     super('client closed the connection before the body was complete');
     this.name = 'RequestAborted';
   }
+}
+
+/** Body deadlines by length, sharing one timer each: every route reads within REQUEST_TIMEOUT_MS. */
+const bodyDeadlines = new Map<number, Deadlines>();
+
+function deadlinesOf(timeoutMs: number): Deadlines {
+  let deadlines = bodyDeadlines.get(timeoutMs);
+  if (deadlines === undefined) bodyDeadlines.set(timeoutMs, (deadlines = new Deadlines(timeoutMs)));
+  return deadlines;
 }
 
 /**
@@ -49,30 +59,38 @@ export function readBody(req: IncomingMessage, maxBytes: number, timeoutMs: numb
     const chunks: Buffer[] = [];
     let size = 0;
     let ended = false;
+    let done = false;
     // What arrives is counted too, Content-Length or not: compressed data that inflates to nothing
     // (empty deflate blocks, chunked) would otherwise be read until the deadline. The same limit as
     // Content-Length's above, so a body is refused alike whether it declares its length or not.
     let received = 0;
-    const deadline = setTimeout(() => stop(new BodyTimeout(timeoutMs)), timeoutMs);
+    const deadlines = deadlinesOf(timeoutMs);
+    const deadline = deadlines.start(() => stop(new BodyTimeout(timeoutMs)));
     const stop = (error?: Error) => {
-      clearTimeout(deadline);
+      if (done) return;
+      done = true;
+      deadlines.cancel(deadline);
+      // A body read to its end leaves the listeners be: its request and decoder emit nothing more
+      // but 'close', which `ended` answers. Reading cut short must stop hearing from them.
+      if (error === undefined) return resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
       source.off('data', onData).off('end', onEnd).off('error', onCorrupt);
       req.off('data', onWire).off('end', onEnded).off('error', onAbort).off('close', onClose);
-      if (error !== undefined) {
-        req.pause();
-        if (decoder !== undefined) {
-          req.unpipe(decoder);
-          decoder.destroy();
-        }
-        reject(error);
-      } else resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
+      req.pause();
+      if (decoder !== undefined) {
+        req.unpipe(decoder);
+        decoder.destroy();
+      }
+      reject(error);
     };
     const onData = (chunk: Buffer) => {
       size += chunk.length;
       if (size <= maxBytes) chunks.push(chunk);
       else stop(new BodyTooLarge(maxBytes));
     };
-    const onEnd = () => stop();
+    const onEnd = () => {
+      ended = true; // the request's, when the body is not encoded (the decoder ends after it otherwise)
+      stop();
+    };
     // The decoder's error: the bytes are not what Content-Encoding says (corrupt, or cut short).
     const onCorrupt = () => stop(new InvalidEvent(`The body is not valid ${encoding} data.`));
     const onWire = (chunk: Buffer) => {
@@ -88,9 +106,9 @@ export function readBody(req: IncomingMessage, maxBytes: number, timeoutMs: numb
     source.on('data', onData).on('end', onEnd);
     if (decoder !== undefined) {
       decoder.on('error', onCorrupt);
-      req.on('data', onWire);
+      req.on('data', onWire).on('end', onEnded);
     }
-    req.on('end', onEnded).on('error', onAbort).on('close', onClose);
+    req.on('error', onAbort).on('close', onClose);
   });
 }
 

@@ -1,8 +1,9 @@
 // Publishing one event and learning its fate. An event is accepted only when RabbitMQ confirms it
-// and did not return it as unroutable; every publish ends within `publishTimeoutMs`.
+// and did not return it as unroutable; every publish ends within `publishTimeoutMs` (deadlines.ts).
 import type { Message, Options } from 'amqplib';
 import type { QueueMessage } from '@event-tracker/shared';
 import { PARTITION_HEADER, partitionOf, routingKey } from '@event-tracker/common/broker/topology.ts';
+import { Deadlines, type Deadline } from './deadlines.ts';
 import { PublishOutcomeUnknown, QueueUnavailable, batchFailure } from './errors.ts';
 
 export interface Publisher {
@@ -38,6 +39,8 @@ export interface PublisherOptions {
   readonly publishTimeoutMs: number;
   /** Publishes awaiting a confirm (or waiting to be sent) beyond which new ones are refused. */
   readonly maxUnconfirmed: number;
+  /** Monotonic milliseconds for the publish deadlines (default performance.now); tests step a mocked Date. */
+  readonly now?: () => number;
 }
 
 interface InFlight {
@@ -51,6 +54,7 @@ interface InFlight {
  */
 export class ConfirmPublisher implements Publisher {
   readonly #options: PublisherOptions;
+  readonly #deadlines: Deadlines;
   #channel: PublishChannel | null = null;
   #blocked = false;
   /** Set when the channel's write buffer is full; later publishes wait for 'drain'. */
@@ -62,6 +66,7 @@ export class ConfirmPublisher implements Publisher {
 
   constructor(options: PublisherOptions) {
     this.#options = options;
+    this.#deadlines = new Deadlines(options.publishTimeoutMs, options.now);
   }
 
   isReady(): boolean {
@@ -125,15 +130,15 @@ export class ConfirmPublisher implements Publisher {
       const settle = (error?: Error): void => {
         if (settled) return;
         settled = true;
-        clearTimeout(timer);
+        this.#deadlines.cancel(deadline);
         if (error === undefined) resolve();
         else reject(error);
       };
-      const timer = setTimeout(() => {
+      const deadline: Deadline = this.#deadlines.start(() => {
         const late = `within ${publishTimeoutMs} ms`;
         // Still waiting for 'drain', it was never sent (send() sees `settled` and drops it).
         settle(sent ? new PublishOutcomeUnknown('confirm-timeout', `no broker confirm ${late}`, id) : new QueueUnavailable('no-room', `the broker connection had no room for it ${late}`, id));
-      }, publishTimeoutMs);
+      });
 
       const send = (): void => {
         if (settled || this.#channel !== channel) {

@@ -15,7 +15,8 @@ const MESSAGE: QueueMessage = {
 const RECEIVED_AT = new Date('2024-01-01T00:00:01.500Z');
 
 function attached(options: { publishTimeoutMs?: number; maxUnconfirmed?: number } = {}) {
-  const publisher = new ConfirmPublisher({ exchange: 'events', partitions: 1, publishTimeoutMs: 5_000, maxUnconfirmed: 100, ...options });
+  // Deadlines read Date.now, which a test's mocked timers move with setTimeout.
+  const publisher = new ConfirmPublisher({ exchange: 'events', partitions: 1, publishTimeoutMs: 5_000, maxUnconfirmed: 100, now: () => Date.now(), ...options });
   const channel = new FakeChannel();
   publisher.attach(channel);
   return { publisher, channel };
@@ -99,7 +100,7 @@ describe('ConfirmPublisher', () => {
   });
 
   test('rejects with PublishOutcomeUnknown when no confirm arrives within the publish timeout, and a late confirm changes nothing', async (t) => {
-    t.mock.timers.enable({ apis: ['setTimeout'] });
+    t.mock.timers.enable({ apis: ['setTimeout', 'Date'] });
     const { publisher, channel } = attached({ publishTimeoutMs: 250 });
     const published = publisher.publish(MESSAGE, RECEIVED_AT);
     t.mock.timers.tick(250);
@@ -164,7 +165,7 @@ describe('ConfirmPublisher', () => {
   });
 
   test('a publish held for drain still ends within the publish timeout, as unavailable since it was never sent', async (t) => {
-    t.mock.timers.enable({ apis: ['setTimeout'] });
+    t.mock.timers.enable({ apis: ['setTimeout', 'Date'] });
     const { publisher, channel } = attached({ publishTimeoutMs: 100 });
     channel.writable = false;
     const sent = publisher.publish(MESSAGE, RECEIVED_AT);

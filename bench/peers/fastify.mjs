@@ -1,19 +1,7 @@
 // Fastify 5 with a JSON-schema body (its built-in Ajv), publishing like every other server here.
 import Fastify from 'fastify';
+import { event } from './eventSchema.mjs';
 import { announce, closeOnSigterm, port, publishEvent } from './publish.mjs';
-
-const event = {
-  type: 'object',
-  required: ['userId', 'eventType', 'timestamp', 'payload'],
-  additionalProperties: false,
-  properties: {
-    id: { type: 'string', format: 'uuid' },
-    userId: { type: 'string', minLength: 1, maxLength: 256 },
-    eventType: { type: 'string', minLength: 1, maxLength: 128 },
-    timestamp: { type: 'string', format: 'date-time' },
-    payload: { type: 'object' },
-  },
-};
 
 const app = Fastify({ bodyLimit: 1 << 20 });
 app.post('/api/v1/activities', { schema: { body: event } }, async (request, reply) => {

@@ -2,6 +2,7 @@
 // post events with fetch or navigator.sendBeacon and read the answer's rate-limit headers.
 import type { ServerResponse } from 'node:http';
 import { OriginNotAllowed } from '../errors.ts';
+import { addHeaders, writeHead } from '../respond.ts';
 
 /** `*` (the default), or the exact origins allowed, e.g. `https://shop.example`. */
 export type CorsPolicy = { readonly anyOrigin: true } | { readonly anyOrigin: false; readonly origins: ReadonlySet<string> };
@@ -24,16 +25,15 @@ const MAX_AGE_SECONDS = 7_200;
  */
 export function applyCors(policy: CorsPolicy, origin: string | undefined, res: ServerResponse): void {
   // The answer differs by Origin, so caches must key on it.
-  if (!policy.anyOrigin) res.setHeader('Vary', 'Origin');
+  if (!policy.anyOrigin) addHeaders(res, { Vary: 'Origin' });
   if (origin === undefined) return;
   if (!policy.anyOrigin && !policy.origins.has(origin)) throw new OriginNotAllowed();
-  res.setHeader('Access-Control-Allow-Origin', policy.anyOrigin ? '*' : origin);
-  res.setHeader('Access-Control-Expose-Headers', EXPOSED);
+  addHeaders(res, { 'Access-Control-Allow-Origin': policy.anyOrigin ? '*' : origin, 'Access-Control-Expose-Headers': EXPOSED });
 }
 
 /** The answer to a preflight (OPTIONS), after applyCors: 204, never rate limited. */
 export function answerPreflight(res: ServerResponse, methods: readonly string[]): void {
-  res.writeHead(204, {
+  writeHead(res, 204, {
     'Access-Control-Allow-Methods': methods.join(', '),
     'Access-Control-Allow-Headers': ALLOWED_HEADERS,
     'Access-Control-Max-Age': String(MAX_AGE_SECONDS),

@@ -4,6 +4,7 @@
 // (redisLimiter.ts) gives the same answers through the same RateLimiter interface.
 import type { ServerResponse } from 'node:http';
 import { RateLimited } from '../errors.ts';
+import { addHeaders } from '../respond.ts';
 
 export interface LimiterOptions {
   readonly maxRequests: number;
@@ -279,9 +280,18 @@ export function retryAfterSeconds(decision: Decision): number {
   return Math.max(1, Math.ceil(decision.resetMs / 1000));
 }
 
-/** The middleware step: counts the request, sets the headers, throws RateLimited when over. */
-export async function enforceRateLimit(limiter: RateLimiter, key: string, res: ServerResponse): Promise<void> {
-  const decision = await limiter.hit(key);
-  for (const [name, value] of Object.entries(rateLimitHeaders(decision))) res.setHeader(name, value);
+/**
+ * The middleware step: counts the request, adds the headers to its answer, throws RateLimited when
+ * over. Returns a promise only when the store answers asynchronously (Redis).
+ */
+export function enforceRateLimit(limiter: RateLimiter, key: string, res: ServerResponse): Promise<void> | undefined {
+  const decision = limiter.hit(key);
+  if (decision instanceof Promise) return decision.then((decided) => admit(decided, res));
+  admit(decision, res);
+  return undefined;
+}
+
+function admit(decision: Decision, res: ServerResponse): void {
+  addHeaders(res, rateLimitHeaders(decision));
   if (!decision.allowed) throw new RateLimited(retryAfterSeconds(decision));
 }
