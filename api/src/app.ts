@@ -19,7 +19,7 @@ import { Overloaded } from './errors.ts';
 import type { LoadShedder } from './overload.ts';
 import { enforceRateLimit } from './middlewares/rateLimiter.ts';
 import { writeProblem } from './problem.ts';
-import { addHeaders } from './respond.ts';
+import { addHeaders } from './http.ts';
 import { requestPath } from '@event-tracker/common/requestPath.ts';
 import { activityRoutes, allowedMethods, resolveRoute, type RouteTable } from './routes/activityRoutes.ts';
 import { answerPreflight, applyCors } from './middlewares/cors.ts';

@@ -4,7 +4,7 @@
 // (redisLimiter.ts) gives the same answers through the same RateLimiter interface.
 import type { ServerResponse } from 'node:http';
 import { RateLimited } from '../errors.ts';
-import { addHeaders } from '../respond.ts';
+import { addHeaders } from '../http.ts';
 
 export interface LimiterOptions {
   readonly maxRequests: number;

@@ -1,7 +1,7 @@
 // The route table: one declaration per path, with its handlers by method and whether it is an
 // ingestion route (rate limited, CORS, preflight, write key). An unknown path is 404; a known path
 // with another method is 405 with Allow.
-import type { Handler } from '../controllers/activityController.ts';
+import type { Handler } from '../http.ts';
 import type { Registry } from '@event-tracker/common/metrics.ts';
 import { activityController, batchController } from '../controllers/activityController.ts';
 import { segmentBatchController, segmentCallController, type SegmentControllerDeps } from '../controllers/segmentController.ts';
