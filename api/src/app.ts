@@ -1,8 +1,8 @@
 // Builds the HTTP server from its dependencies without listening, so tests start it on port 0.
 // Per connection: the per-client cap, before anything reads it. Per request: route lookup -> CORS
-// (ingestion routes; a preflight ends here) -> load shedding (ingestion routes) -> rate limit (on
-// /api/ and the ingestion routes) -> write key (ingestion routes, while WRITE_KEYS is set) ->
-// handler (an ingestion request counts as in flight until answered); errors go to the problem writer.
+// (ingestion routes; a preflight ends here) -> load shedding (ingestion routes) -> rate limit and
+// write key (as the route's policy says, routes.ts) -> handler (an ingestion request counts as in
+// flight until answered); errors go to the problem writer.
 import { createServer } from 'node:http';
 import type { Server } from 'node:http';
 import type { ApiMetrics } from './apiMetrics.ts';
@@ -21,7 +21,7 @@ import { enforceRateLimit } from './middlewares/rateLimiter.ts';
 import { writeProblem } from './problem.ts';
 import { addHeaders } from './http.ts';
 import { requestPath } from '@event-tracker/common/requestPath.ts';
-import { activityRoutes, allowedMethods, resolveRoute, type RouteTable } from './routes/activityRoutes.ts';
+import { allowedMethods, isRateLimited, resolveRoute, routeTable, type RouteTable } from './routes.ts';
 import { answerPreflight, applyCors } from './middlewares/cors.ts';
 import { authenticate } from './middlewares/writeKey.ts';
 
@@ -55,7 +55,7 @@ const CLIENT_CLOSED = 499;
 
 export function createApp(deps: AppDeps, audience: Audience = deps.config.ops === undefined ? 'all' : 'traffic'): Server {
   const { config, publisher, limiter, clock, logger, metrics, shedder } = deps;
-  const routes = servedTo(activityRoutes({
+  const routes = servedTo(routeTable({
     publisher,
     maxBodyBytes: config.maxBodyBytes,
     maxBatchBodyBytes: config.maxBatchBodyBytes,
@@ -120,14 +120,14 @@ export function createApp(deps: AppDeps, audience: Audience = deps.config.ops ==
             throw new Overloaded();
           }
         }
-        if (path.startsWith('/api/') || route?.ingestion === true) {
+        if (isRateLimited(route, path)) {
           // The in-process store decides at once: no await, so no microtask, for it.
           const limited = enforceRateLimit(limiter, client, res);
           if (limited !== undefined) await limited;
         }
         const handler = resolveRoute(route, req.method);
         // After the rate limit, so that guessing keys spends the guesser's budget; before the body.
-        const source = route?.ingestion === true && config.writeKeys !== undefined ? authenticate(config.writeKeys, req) : undefined;
+        const source = route?.writeKey === true && config.writeKeys !== undefined ? authenticate(config.writeKeys, req) : undefined;
         // In flight from here, where the work (body, validation, publish) starts, until answered or abandoned.
         if (route?.ingestion === true) leave = shedder.enter();
         await handler(req, res, source);
