@@ -10,7 +10,7 @@ import type { Clock } from '@event-tracker/common/clock.ts';
 import type { Config } from './config.ts';
 import type { Logger } from '@event-tracker/common/logger.ts';
 import type { Publisher } from './publisher.ts';
-import type { RateLimiter } from './middlewares/rateLimiter.ts';
+import type { RateLimiter } from './rateLimit/types.ts';
 import type { HealthChecks } from '@event-tracker/common/health.ts';
 import { RequestAborted } from './body.ts';
 import { clientAddress, clientKey, isTrustedProxy } from './clientKey.ts';

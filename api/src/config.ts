@@ -5,7 +5,7 @@ import { parseIpRange, trustProxyWarning } from './clientKey.ts';
 import type { IpRange, TrustProxy } from './clientKey.ts';
 import { MAX_EVENT_BYTES } from '@event-tracker/common/eventContract.ts';
 import { parseCorsPolicy, type CorsPolicy } from './middlewares/cors.ts';
-import { MAX_WINDOW_MS } from './middlewares/rateLimiter.ts';
+import { MAX_WINDOW_MS } from './rateLimit/slidingLog.ts';
 import { parseWriteKeys, type WriteKeys } from './middlewares/writeKey.ts';
 import type { LevelName } from '@event-tracker/common/logger.ts';
 import type { BrokerNode } from '@event-tracker/common/broker/nodes.ts';
