@@ -5,7 +5,7 @@ import { setImmediate as loopTurn } from 'node:timers/promises';
 import type { ActivityEvent, QueueMessage } from '@event-tracker/shared';
 import type { Clock } from '@event-tracker/common/clock.ts';
 import type { ApiMetrics } from './apiMetrics.ts';
-import { AppError, PublishOutcomeUnknown, QueueUnavailable } from './errors.ts';
+import { PublishFailed } from './errors.ts';
 import type { Publisher } from './publisher.ts';
 
 /** What an ingestion handler needs to publish and account for it. */
@@ -40,8 +40,7 @@ export async function timed(deps: Pick<IngestDeps, 'clock' | 'metrics'>, publish
   try {
     await publish(receivedAt);
   } catch (error) {
-    const failure = error instanceof AppError && !(error instanceof QueueUnavailable || error instanceof PublishOutcomeUnknown) ? error.cause : error;
-    if (failure instanceof QueueUnavailable || failure instanceof PublishOutcomeUnknown) metrics.publishFailures.inc({ reason: failure.reason });
+    if (error instanceof PublishFailed) metrics.publishFailures.inc({ reason: error.reason });
     throw error;
   } finally {
     // Failures and timeouts included: a confirm latency of successes only hides a slow broker.

@@ -4,7 +4,7 @@ import type { Message, Options } from 'amqplib';
 import type { QueueMessage } from '@event-tracker/shared';
 import { PARTITION_HEADER, partitionOf, routingKey } from '@event-tracker/common/broker/topology.ts';
 import { Deadlines, type Deadline } from './deadlines.ts';
-import { PublishOutcomeUnknown, QueueUnavailable, batchFailure } from './errors.ts';
+import { PublishOutcomeUnknown, QueueUnavailable, batchFailure, type PublishFailed } from './errors.ts';
 
 export interface Publisher {
   /**
@@ -191,7 +191,7 @@ export class ConfirmPublisher implements Publisher {
     const failures = outcomes.flatMap((outcome) => (outcome.status === 'rejected' ? [outcome.reason as unknown] : []));
     if (failures.length === 0) return;
     const worst = failures.find((failure) => failure instanceof PublishOutcomeUnknown) ?? failures.find((failure) => failure instanceof QueueUnavailable);
-    throw worst === undefined ? failures[0] : batchFailure(worst as QueueUnavailable | PublishOutcomeUnknown, ids);
+    throw worst === undefined ? failures[0] : batchFailure(worst as PublishFailed, ids);
   }
 
   #releaseDrainWaiters(channel: PublishChannel): void {
