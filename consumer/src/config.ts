@@ -1,11 +1,12 @@
 // The consumer's configuration, read from the environment once at start-up. `loadConfig` is pure:
 // it checks every variable and throws one ConfigError naming each bad one on its own line.
-import { EnvReader, readBrokerSettings, type BrokerSettings } from '@event-tracker/common/env.ts';
+import { EnvReader } from '@event-tracker/common/env.ts';
+import { SHARED_DEFAULTS, readSharedSettings, type SharedSettings } from '@event-tracker/common/sharedSettings.ts';
 
 export { ConfigError } from '@event-tracker/common/env.ts';
 
 /** RABBITMQ_URL, the queue topology, heartbeat, shutdown and log level: read as the API reads them. */
-export interface Config extends BrokerSettings {
+export interface Config extends SharedSettings {
   readonly databaseUrl: string;
   /** Taken from the path of DATABASE_URL. */
   readonly databaseName: string;
@@ -27,13 +28,8 @@ export interface Config extends BrokerSettings {
 export type WriteConcernW = 'majority' | number;
 
 export const DEFAULTS = {
+  ...SHARED_DEFAULTS,
   DATABASE_WRITE_CONCERN: 'majority',
-  QUEUE_NAME: 'user_activities',
-  QUEUE_TYPE: 'quorum',
-  QUEUE_DELIVERY_LIMIT: 10,
-  QUEUE_REPLICAS: 3,
-  QUEUE_PARTITIONS: 1,
-  EVENTS_EXCHANGE: 'activities',
   // The pair past which a larger one stores little more per second but doubles what a consumer
   // holds and a crash redelivers (bench/consumer.ts; BENCHMARKS.md section 4).
   PREFETCH: 500,
@@ -42,16 +38,13 @@ export const DEFAULTS = {
   WRITE_TIMEOUT_MS: 15_000,
   HEALTH_HOST: '0.0.0.0',
   HEALTH_PORT: 8001,
-  AMQP_HEARTBEAT_SECONDS: 5,
-  SHUTDOWN_TIMEOUT_MS: 10_000,
-  LOG_LEVEL: 'info',
   RETRY_BASE_MS: 100,
   RETRY_MAX_MS: 30_000,
 } as const;
 
 export function loadConfig(env: Readonly<Record<string, string | undefined>>): Config {
   const read = new EnvReader(env, DEFAULTS);
-  const broker = readBrokerSettings(read);
+  const broker = readSharedSettings(read);
 
   const databaseUrl = read.required('DATABASE_URL', 'a mongodb:// or mongodb+srv:// URL naming the database');
   const databaseName = databaseNameOf(databaseUrl) ?? '';
