@@ -118,12 +118,19 @@ export class ConfirmPublisher implements Publisher {
       return Promise.reject(new QueueUnavailable('over-capacity', 'too many events are waiting for the broker', id));
     }
 
-    const { exchange, partitions, publishTimeoutMs } = this.#options;
     const entry: InFlight = { messageId: message.id, returned: false };
     // Counted until the broker answers, even past a timeout: the channel still holds it.
     this.#inFlight.add(entry);
-    const { content, properties } = encodeMessage(message, receivedAt, partitions);
+    return this.#untilAnswered(channel, message, entry, encodeMessage(message, receivedAt, this.#options.partitions));
+  }
 
+  /**
+   * Sends the message on `channel`, at once or on 'drain', and settles with the broker's answer,
+   * or with the deadline's when the broker does not answer in time.
+   */
+  #untilAnswered(channel: PublishChannel, message: QueueMessage, entry: InFlight, { content, properties }: ReturnType<typeof encodeMessage>): Promise<void> {
+    const { exchange, publishTimeoutMs } = this.#options;
+    const { id } = message;
     return new Promise((resolve, reject) => {
       let settled = false;
       let sent = false;
