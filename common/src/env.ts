@@ -27,6 +27,11 @@ export class EnvReader {
     return value === undefined || value === '' ? String(this.#defaults[name] ?? '') : value;
   }
 
+  /** Whether `name` has a value: unset and empty alike are not. */
+  isSet(name: string): boolean {
+    return (this.#env[name] ?? '') !== '';
+  }
+
   required(name: string, what: string): string {
     const value = this.text(name);
     if (value === '') this.fail(name, `${name} is required (${what})`);
