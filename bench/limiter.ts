@@ -2,7 +2,7 @@
 // memory per tracked key with 1 entry and a full log (heap plus typed-array backing stores, each
 // counted once), and the time of a sweep over 1M expired keys, whole and per chunk.
 // Usage: node --expose-gc --import tsx bench/limiter.ts   or   bun bench/limiter.ts
-import { SlidingLogLimiter } from '../api/src/middlewares/rateLimiter.ts';
+import { SlidingLogLimiter } from '../api/src/rateLimit/slidingLog.ts';
 import { table } from './support.ts';
 
 const runtime = globalThis as { gc?: () => void; Bun?: { gc(force: boolean): void; version: string } };

@@ -7,7 +7,7 @@ import { createClient } from '@redis/client';
 import { createLogger } from '@event-tracker/common/logger.ts';
 import { systemClock } from '@event-tracker/common/clock.ts';
 import { RedisConnection, luaScript } from '../api/src/redisConnection.ts';
-import { RedisStore } from '../api/src/middlewares/redisStore.ts';
+import { RedisStore } from '../api/src/rateLimit/redisStore.ts';
 import { RedisServer } from '../tests/support/redisServer.ts';
 import { table } from './support.ts';
 

@@ -10,7 +10,8 @@ import { closeWithin, connectAny } from '@event-tracker/common/broker/connect.ts
 import { copyProperties, REJECTION_REASON_HEADER } from '@event-tracker/common/broker/deadLetters.ts';
 import type { BrokerNode } from '@event-tracker/common/broker/nodes.ts';
 import { deadLetterQueueName, streamQueues } from '@event-tracker/common/broker/topology.ts';
-import { ConfigError, EnvReader, readBrokerSettings } from '@event-tracker/common/env.ts';
+import { ConfigError, EnvReader } from '@event-tracker/common/env.ts';
+import { readSharedSettings } from '@event-tracker/common/sharedSettings.ts';
 // The queues it empties are the consumer's, so it reads the environment with the consumer's defaults.
 import { DEFAULTS } from '../consumer/src/config.ts';
 
@@ -49,7 +50,7 @@ function readFlags(read: EnvReader, argv: readonly string[]): Flags {
 /** Reads the environment and the flags; throws one ConfigError naming every problem. */
 function loadOptions(env: Readonly<Record<string, string | undefined>>, argv: readonly string[]): ReplayOptions {
   const read = new EnvReader(env, DEFAULTS);
-  const { brokerNodes, topology, heartbeatSeconds } = readBrokerSettings(read);
+  const { brokerNodes, topology, heartbeatSeconds } = readSharedSettings(read);
   const flags = readFlags(read, argv);
   if (flags.reason !== undefined && flags['reason-prefix'] !== undefined) read.fail('argv', 'give --reason or --reason-prefix, not both');
   if (flags.reason === '' || flags['reason-prefix'] === '') read.fail('argv', '--reason and --reason-prefix need a non-empty text');

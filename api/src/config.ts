@@ -1,11 +1,12 @@
 // Settings from the environment, checked once at start-up. `loadConfig` is pure: it reads the
 // object it is given (only server.ts passes process.env) and throws one error naming every bad variable.
-import { EnvReader, isUrlOf, readBrokerSettings } from '@event-tracker/common/env.ts';
+import { EnvReader, isUrlOf } from '@event-tracker/common/env.ts';
+import { SHARED_DEFAULTS, readSharedSettings } from '@event-tracker/common/sharedSettings.ts';
 import { parseIpRange, trustProxyWarning } from './clientKey.ts';
 import type { IpRange, TrustProxy } from './clientKey.ts';
 import { MAX_EVENT_BYTES } from '@event-tracker/common/eventContract.ts';
 import { parseCorsPolicy, type CorsPolicy } from './middlewares/cors.ts';
-import { MAX_WINDOW_MS } from './middlewares/rateLimiter.ts';
+import { MAX_WINDOW_MS } from './rateLimit/slidingLog.ts';
 import { parseWriteKeys, type WriteKeys } from './middlewares/writeKey.ts';
 import type { LevelName } from '@event-tracker/common/logger.ts';
 import type { BrokerNode } from '@event-tracker/common/broker/nodes.ts';
@@ -14,14 +15,9 @@ import type { TopologyOptions } from '@event-tracker/common/broker/topology.ts';
 export { ConfigError } from '@event-tracker/common/env.ts';
 
 export const DEFAULTS = {
+  ...SHARED_DEFAULTS,
   API_HOST: '0.0.0.0',
   API_PORT: 3000,
-  QUEUE_NAME: 'user_activities',
-  QUEUE_TYPE: 'quorum',
-  QUEUE_DELIVERY_LIMIT: 10,
-  QUEUE_REPLICAS: 3,
-  QUEUE_PARTITIONS: 1,
-  EVENTS_EXCHANGE: 'activities',
   MAX_BODY_BYTES: 65_536,
   MAX_BATCH_BODY_BYTES: 1_048_576,
   BATCH_MAX_EVENTS: 500,
@@ -33,7 +29,6 @@ export const DEFAULTS = {
   CORS_ALLOWED_ORIGINS: '*',
   PUBLISH_TIMEOUT_MS: 5_000,
   MAX_UNCONFIRMED: 1_000,
-  AMQP_HEARTBEAT_SECONDS: 5,
   RATE_LIMIT_MAX_REQUESTS: 50,
   RATE_LIMIT_WINDOW_MS: 60_000,
   RATE_LIMIT_MAX_KEYS: 1_000_000,
@@ -43,7 +38,6 @@ export const DEFAULTS = {
   RATE_LIMIT_REDIS_PREFIX: 'event-tracker:rl:',
   RATE_LIMIT_REDIS_TIMEOUT_MS: 50,
   TRUST_PROXY: 0,
-  SHUTDOWN_TIMEOUT_MS: 10_000,
   HEADERS_TIMEOUT_MS: 10_000,
   KEEP_ALIVE_TIMEOUT_MS: 65_000,
   MAX_CONNECTIONS: 10_000,
@@ -58,7 +52,6 @@ export const DEFAULTS = {
   OPS_PORT: '',
   OPS_HOST: '0.0.0.0',
   REQUEST_TIMEOUT_MS: 30_000,
-  LOG_LEVEL: 'info',
 } as const;
 
 export interface Config {
@@ -131,7 +124,7 @@ const RATE_LIMIT_STORES = ['memory', 'redis'] as const;
 
 export function loadConfig(env: Readonly<Record<string, string | undefined>>): Config {
   const read = new EnvReader(env, DEFAULTS);
-  const { brokerNodes, topology, heartbeatSeconds, shutdownTimeoutMs, logLevel } = readBrokerSettings(read);
+  const { brokerNodes, topology, heartbeatSeconds, shutdownTimeoutMs, logLevel } = readSharedSettings(read);
   const config: Config = {
     brokerNodes,
     host: read.text('API_HOST'),

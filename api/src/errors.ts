@@ -149,49 +149,51 @@ const RETRY_AFTER = { 'Retry-After': String(QUEUE_RETRY_AFTER_SECONDS) };
 /** Why a publish failed, for the `api_publish_failures_total` metric. */
 export type PublishFailure = 'not-connected' | 'blocked' | 'over-capacity' | 'no-room' | 'channel-closing' | 'nacked' | 'returned' | 'confirm-timeout' | 'connection-lost';
 
-/**
- * A batch of which some event failed: the same problem type as that failure, carrying every id of
- * the batch, since only a retry of the whole batch with those ids is known to store each once.
- */
-export function batchFailure(failure: QueueUnavailable | PublishOutcomeUnknown, ids: readonly string[]): AppError {
-  const what = failure instanceof PublishOutcomeUnknown ? 'Some events of the batch may or may not have been queued' : 'The batch was not accepted';
-  return new AppError(failure.code, 503, failure.title, `${what}: ${failure.why}. Retry the whole batch with the ids in "ids"; each event is stored once.`, {
-    headers: RETRY_AFTER,
-    ids,
-    cause: failure,
-  });
-}
-
-/** Nothing reached the broker, or it refused the event: it is not stored. */
-export class QueueUnavailable extends AppError {
+/** A publish that did not end in a confirm: why, in a word for the metric and in words for the client. */
+export class PublishFailed extends AppError {
   readonly reason: PublishFailure;
   /** What happened, in words, without the advice. */
   readonly why: string;
-  constructor(reason: PublishFailure, detail: string, id: string, cause?: unknown) {
-    super('queue-unavailable', 503, 'Service Unavailable', `The event was not accepted: ${detail}. Retry with id ${id}; it is stored once.`, {
-      headers: RETRY_AFTER,
-      id,
-      cause,
-    });
+  constructor(
+    code: string,
+    status: 503,
+    title: string,
+    detail: string,
+    failure: { reason: PublishFailure; why: string; id?: string; ids?: readonly string[]; cause?: unknown },
+  ) {
+    const { reason, why, ...extra } = failure;
+    super(code, status, title, detail, { headers: RETRY_AFTER, ...extra });
     this.reason = reason;
-    this.why = detail;
+    this.why = why;
+  }
+}
+
+/**
+ * A batch of which some event failed: the same problem type and reason as that failure, carrying
+ * every id of the batch, since only a retry of the whole batch with those ids is known to store each once.
+ */
+export function batchFailure(failure: PublishFailed, ids: readonly string[]): PublishFailed {
+  const what = failure instanceof PublishOutcomeUnknown ? 'Some events of the batch may or may not have been queued' : 'The batch was not accepted';
+  const detail = `${what}: ${failure.why}. Retry the whole batch with the ids in "ids"; each event is stored once.`;
+  return new PublishFailed(failure.code, 503, failure.title, detail, { reason: failure.reason, why: failure.why, ids, cause: failure });
+}
+
+/** Nothing reached the broker, or it refused the event: it is not stored. */
+export class QueueUnavailable extends PublishFailed {
+  constructor(reason: PublishFailure, detail: string, id: string, cause?: unknown) {
+    super('queue-unavailable', 503, 'Service Unavailable', `The event was not accepted: ${detail}. Retry with id ${id}; it is stored once.`, { reason, why: detail, id, cause });
   }
 }
 
 /** The event was sent but never confirmed: the broker may hold it, so only a retry with its id is safe. */
-export class PublishOutcomeUnknown extends AppError {
-  readonly reason: PublishFailure;
-  /** What happened, in words, without the advice. */
-  readonly why: string;
+export class PublishOutcomeUnknown extends PublishFailed {
   constructor(reason: PublishFailure, detail: string, id: string, cause?: unknown) {
     super(
       'publish-outcome-unknown',
       503,
       'Service Unavailable',
       `The event may or may not have been queued: ${detail}. Retry with id ${id}; it is stored once either way.`,
-      { headers: RETRY_AFTER, id, cause },
+      { reason, why: detail, id, cause },
     );
-    this.reason = reason;
-    this.why = detail;
   }
 }

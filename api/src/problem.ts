@@ -4,7 +4,7 @@ import type { ServerResponse } from 'node:http';
 import type { ProblemDetails } from '@event-tracker/shared';
 import type { Logger } from '@event-tracker/common/logger.ts';
 import { AppError } from './errors.ts';
-import { send } from './respond.ts';
+import { send } from './http.ts';
 
 export const PROBLEM_CONTENT_TYPE = 'application/problem+json; charset=utf-8';
 

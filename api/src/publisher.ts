@@ -4,7 +4,7 @@ import type { Message, Options } from 'amqplib';
 import type { QueueMessage } from '@event-tracker/shared';
 import { PARTITION_HEADER, partitionOf, routingKey } from '@event-tracker/common/broker/topology.ts';
 import { Deadlines, type Deadline } from './deadlines.ts';
-import { PublishOutcomeUnknown, QueueUnavailable, batchFailure } from './errors.ts';
+import { PublishOutcomeUnknown, QueueUnavailable, batchFailure, type PublishFailed } from './errors.ts';
 
 export interface Publisher {
   /**
@@ -118,12 +118,19 @@ export class ConfirmPublisher implements Publisher {
       return Promise.reject(new QueueUnavailable('over-capacity', 'too many events are waiting for the broker', id));
     }
 
-    const { exchange, partitions, publishTimeoutMs } = this.#options;
     const entry: InFlight = { messageId: message.id, returned: false };
     // Counted until the broker answers, even past a timeout: the channel still holds it.
     this.#inFlight.add(entry);
-    const { content, properties } = encodeMessage(message, receivedAt, partitions);
+    return this.#untilAnswered(channel, message, entry, encodeMessage(message, receivedAt, this.#options.partitions));
+  }
 
+  /**
+   * Sends the message on `channel`, at once or on 'drain', and settles with the broker's answer,
+   * or with the deadline's when the broker does not answer in time.
+   */
+  #untilAnswered(channel: PublishChannel, message: QueueMessage, entry: InFlight, { content, properties }: ReturnType<typeof encodeMessage>): Promise<void> {
+    const { exchange, publishTimeoutMs } = this.#options;
+    const { id } = message;
     return new Promise((resolve, reject) => {
       let settled = false;
       let sent = false;
@@ -191,7 +198,7 @@ export class ConfirmPublisher implements Publisher {
     const failures = outcomes.flatMap((outcome) => (outcome.status === 'rejected' ? [outcome.reason as unknown] : []));
     if (failures.length === 0) return;
     const worst = failures.find((failure) => failure instanceof PublishOutcomeUnknown) ?? failures.find((failure) => failure instanceof QueueUnavailable);
-    throw worst === undefined ? failures[0] : batchFailure(worst as QueueUnavailable | PublishOutcomeUnknown, ids);
+    throw worst === undefined ? failures[0] : batchFailure(worst as PublishFailed, ids);
   }
 
   #releaseDrainWaiters(channel: PublishChannel): void {

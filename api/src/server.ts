@@ -8,7 +8,7 @@ import { ConfigError, loadConfig, startupWarnings } from './config.ts';
 import type { Config } from './config.ts';
 import { systemClock } from '@event-tracker/common/clock.ts';
 import { createLogger } from '@event-tracker/common/logger.ts';
-import { startLimiting } from './limiter.ts';
+import { startLimiting } from './rateLimit/startLimiting.ts';
 import { LoadShedder } from './overload.ts';
 import { ConfirmPublisher } from './publisher.ts';
 import { shutDown } from './shutdown.ts';

@@ -2,9 +2,9 @@
 // the ways redisConnection.ts reports the real client failing: ClientOfflineError while there is
 // no connection (disableOfflineQueue), an ErrorReply when Redis refuses, and silence from a dead path.
 import { ClientOfflineError, SimpleError } from '@redis/client';
-import type { SharedStore } from '../src/middlewares/redisLimiter.ts';
-import type { StoreOutcome } from '../src/middlewares/redisStore.ts';
-import { SlidingLogLimiter } from '../src/middlewares/rateLimiter.ts';
+import type { SharedStore } from '../src/rateLimit/redisLimiter.ts';
+import type { StoreOutcome } from '../src/rateLimit/redisStore.ts';
+import { SlidingLogLimiter } from '../src/rateLimit/slidingLog.ts';
 
 export type StoreMode = 'answer' | 'unreachable' | 'error' | 'silent';
 

@@ -12,8 +12,8 @@ import { createApp, type Audience } from '../src/app.ts';
 import { DEFAULTS, loadConfig } from '../src/config.ts';
 import { createLogger } from '@event-tracker/common/logger.ts';
 import { LoadShedder } from '../src/overload.ts';
-import { SlidingLogLimiter } from '../src/middlewares/rateLimiter.ts';
-import { RedisLimiter, type SharedStore } from '../src/middlewares/redisLimiter.ts';
+import { SlidingLogLimiter } from '../src/rateLimit/slidingLog.ts';
+import { RedisLimiter, type SharedStore } from '../src/rateLimit/redisLimiter.ts';
 import { PublishOutcomeUnknown, QueueUnavailable, batchFailure } from '../src/errors.ts';
 
 export type LogLine = Readonly<Record<string, unknown>> & { readonly level: number; readonly msg: string };

@@ -3,7 +3,8 @@
 // Redis; both step a fake clock, so a window edge is exact to the millisecond.
 import { describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { rateLimitHeaders, retryAfterSeconds, type RateLimiter } from '../src/middlewares/rateLimiter.ts';
+import { rateLimitHeaders, retryAfterSeconds } from '../src/rateLimit/headers.ts';
+import type { RateLimiter } from '../src/rateLimit/types.ts';
 
 export interface ContractLimiter {
   readonly limiter: RateLimiter;

@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 import { request, type IncomingMessage } from 'node:http';
 import { systemClock } from '@event-tracker/common/clock.ts';
 import { createApiMetrics } from '../src/apiMetrics.ts';
-import { activityRoutes, allowedMethods } from '../src/routes/activityRoutes.ts';
+import { allowedMethods, routeTable } from '../src/routes.ts';
 import { CALL_TYPES } from '../src/segment.ts';
 import { FakePublisher, postJson, startApp, VALID_EVENT } from './helpers.ts';
 import { FakeSharedStore } from './fakeSharedStore.ts';
@@ -334,7 +334,7 @@ describe('openapi.json: requests that match no operation', () => {
 
   test('documents exactly the paths and methods of the route table', () => {
     const metrics = createApiMetrics();
-    const routes = activityRoutes({
+    const routes = routeTable({
       publisher: new FakePublisher(),
       maxBodyBytes: 1,
       maxBatchBodyBytes: 1,

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { SlidingLogLimiter } from '../src/middlewares/rateLimiter.ts';
+import { SlidingLogLimiter } from '../src/rateLimit/slidingLog.ts';
 
 /** BENCHMARKS.md section 2: at most 200 bytes per tracked client seen once (key string included). */
 const DOCUMENTED_BYTES_PER_KEY = 200;

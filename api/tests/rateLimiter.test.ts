@@ -1,7 +1,7 @@
 // The in-process store: the contract every store keeps (limiterContract.ts), then what only it has.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { SlidingLogLimiter, SWEEP_CHUNK_KEYS, startSweeping } from '../src/middlewares/rateLimiter.ts';
+import { SlidingLogLimiter, SWEEP_CHUNK_KEYS, startSweeping } from '../src/rateLimit/slidingLog.ts';
 import { createApiMetrics } from '../src/apiMetrics.ts';
 import { VALID_EVENT, fakeClock, postJson, startApp } from './helpers.ts';
 import { limiterContract } from './limiterContract.ts';

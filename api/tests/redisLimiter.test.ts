@@ -6,8 +6,8 @@ import { describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { createLogger } from '@event-tracker/common/logger.ts';
 import { createApiMetrics } from '../src/apiMetrics.ts';
-import { RedisLimiter } from '../src/middlewares/redisLimiter.ts';
-import { SlidingLogLimiter } from '../src/middlewares/rateLimiter.ts';
+import { RedisLimiter } from '../src/rateLimit/redisLimiter.ts';
+import { SlidingLogLimiter } from '../src/rateLimit/slidingLog.ts';
 import { FakeSharedStore } from './fakeSharedStore.ts';
 import { VALID_EVENT, fakeClock, postJson, startApp, type LogLine } from './helpers.ts';
 

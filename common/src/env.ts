@@ -1,9 +1,5 @@
 // Reading settings from the environment: every problem is collected, so start-up fails once naming
-// each bad variable, and the settings both services read (broker, queue, shutdown, logging) are
-// read by one function, so the API and the consumer cannot accept different values for them.
-import { parseNodeList, type BrokerNode } from './broker/nodes.ts';
-import type { QueueType, TopologyOptions } from './broker/topology.ts';
-import type { LevelName } from './logger.ts';
+// each bad variable. The settings both services read are in sharedSettings.ts.
 
 export class ConfigError extends Error {
   readonly problems: readonly string[];
@@ -29,6 +25,11 @@ export class EnvReader {
   text(name: string): string {
     const value = this.#env[name];
     return value === undefined || value === '' ? String(this.#defaults[name] ?? '') : value;
+  }
+
+  /** Whether `name` has a value: unset and empty alike are not. */
+  isSet(name: string): boolean {
+    return (this.#env[name] ?? '') !== '';
   }
 
   required(name: string, what: string): string {
@@ -69,53 +70,6 @@ export class EnvReader {
     if (this.#problems.length > 0) throw new ConfigError(this.#problems);
     return Object.freeze(config);
   }
-}
-
-/** What both services read the same way. */
-export interface BrokerSettings {
-  readonly brokerNodes: readonly BrokerNode[];
-  readonly topology: TopologyOptions;
-  readonly heartbeatSeconds: number;
-  readonly shutdownTimeoutMs: number;
-  readonly logLevel: LevelName;
-}
-
-const QUEUE_TYPES: readonly QueueType[] = ['quorum', 'classic'];
-const LOG_LEVELS: readonly LevelName[] = ['debug', 'info', 'warn', 'error', 'fatal'];
-
-/** AMQP names are at most 255 bytes; the longest suffix a queue name gets is ".partitions". */
-const MAX_QUEUE_NAME_BYTES = 240;
-
-export function readBrokerSettings(read: EnvReader): BrokerSettings {
-  // The URLs carry credentials, so no message repeats them.
-  const nodeList = read.required('RABBITMQ_URL', 'an amqp:// or amqps:// URL, or a comma-separated list of them');
-  const { nodes, problems } = nodeList === '' ? { nodes: [], problems: [] } : parseNodeList(nodeList);
-  for (const problem of problems) read.fail('RABBITMQ_URL', problem);
-
-  const queueName = read.text('QUEUE_NAME');
-  if (Buffer.byteLength(queueName) > MAX_QUEUE_NAME_BYTES || queueName === '' || queueName.startsWith('amq.')) {
-    read.fail('QUEUE_NAME', `QUEUE_NAME must be 1 to ${MAX_QUEUE_NAME_BYTES} bytes and not start with "amq." (got "${queueName}")`);
-  }
-  const exchange = read.text('EVENTS_EXCHANGE');
-  // "" is the default exchange, which cannot be bound to; "amq." names are reserved by the broker.
-  if (Buffer.byteLength(exchange) > 255 || exchange === '' || exchange.startsWith('amq.')) {
-    read.fail('EVENTS_EXCHANGE', `EVENTS_EXCHANGE must be 1 to 255 bytes and not start with "amq." (got "${exchange}")`);
-  }
-  return {
-    brokerNodes: nodes,
-    topology: Object.freeze({
-      exchange,
-      queueName,
-      queueType: read.oneOf('QUEUE_TYPE', QUEUE_TYPES),
-      deliveryLimit: read.integer('QUEUE_DELIVERY_LIMIT', 1, 1_000_000),
-      // RabbitMQ advises odd sizes up to 7: more members add write latency, not safety.
-      replicas: read.integer('QUEUE_REPLICAS', 1, 7),
-      partitions: read.integer('QUEUE_PARTITIONS', 1, 64),
-    }),
-    heartbeatSeconds: read.integer('AMQP_HEARTBEAT_SECONDS', 1, 3_600),
-    shutdownTimeoutMs: read.integer('SHUTDOWN_TIMEOUT_MS', 0, 600_000),
-    logLevel: read.oneOf('LOG_LEVEL', LOG_LEVELS),
-  };
 }
 
 /** A URL with a host and one of `protocols` (e.g. `['amqp:', 'amqps:']`). */

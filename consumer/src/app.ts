@@ -37,7 +37,6 @@ export interface Consumer {
 
 export function buildConsumer({ config, store, logger, clock = systemClock }: ConsumerParts): Consumer {
   const metrics = createConsumerMetrics();
-  const retry = { baseMs: config.retryBaseMs, maxMs: config.retryMaxMs };
   const stopping = new AbortController();
 
   const settler = new Settler({ clock, logger, metrics });
@@ -46,7 +45,7 @@ export function buildConsumer({ config, store, logger, clock = systemClock }: Co
     batchSize: config.batchSize,
     batchMaxWaitMs: config.batchMaxWaitMs,
     writeTimeoutMs: config.writeTimeoutMs,
-    retry,
+    retry: config.databaseRetry,
     clock,
     logger,
     metrics,
@@ -58,7 +57,7 @@ export function buildConsumer({ config, store, logger, clock = systemClock }: Co
     heartbeatSeconds: config.heartbeatSeconds,
     prefetch: config.prefetch,
     topology: config.topology,
-    retry,
+    retry: config.brokerReconnect,
     logger,
     clock,
     canConsume: () => writer.storeHealthy,
@@ -95,7 +94,7 @@ export function buildConsumer({ config, store, logger, clock = systemClock }: Co
           broker.start();
           return;
         } catch (err) {
-          const delayMs = backoffDelay(attempt, retry);
+          const delayMs = backoffDelay(attempt, config.databaseRetry);
           logger.warn('could not create indexes; retrying', { err, delayMs });
           await sleep(clock, delayMs, stopping.signal);
         }

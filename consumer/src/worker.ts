@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { MongoClient } from 'mongodb';
 import { CLIENT_OPTIONS, createActivityStore } from './activityStore.ts';
 import { buildConsumer } from './app.ts';
-import { ConfigError, loadConfig, type Config } from './config.ts';
+import { ConfigError, loadConfig, startupWarnings, type Config } from './config.ts';
 import { createLogger } from '@event-tracker/common/logger.ts';
 
 const bootLogger = createLogger({ service: 'consumer' });
@@ -19,6 +19,7 @@ try {
 }
 
 const logger = createLogger({ service: 'consumer' }, { level: config.logLevel });
+for (const warning of startupWarnings(process.env)) logger.warn(warning);
 const client = new MongoClient(config.databaseUrl, CLIENT_OPTIONS);
 const consumer = buildConsumer({ config, store: createActivityStore(client.db(config.databaseName), config.writeConcern), logger });
 

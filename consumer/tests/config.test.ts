@@ -1,6 +1,6 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ConfigError, DEFAULTS, databaseNameOf, loadConfig } from '../src/config.ts';
+import { ConfigError, DEFAULTS, databaseNameOf, loadConfig, startupWarnings } from '../src/config.ts';
 
 // Placeholders only: loadConfig is pure and never connects.
 const REQUIRED = { RABBITMQ_URL: 'amqp://rabbitmq.test', DATABASE_URL: 'mongodb://mongodb.test/activity_db' };
@@ -33,8 +33,8 @@ describe('loadConfig', () => {
       heartbeatSeconds: 5,
       shutdownTimeoutMs: 10_000,
       logLevel: 'info',
-      retryBaseMs: 100,
-      retryMaxMs: 30_000,
+      databaseRetry: { baseMs: 100, maxMs: 30_000 },
+      brokerReconnect: { baseMs: 100, maxMs: 30_000 },
     });
     assert.ok(Object.isFrozen(config) && Object.isFrozen(config.topology));
     assert.equal(DEFAULTS.PREFETCH, 500);
@@ -104,6 +104,26 @@ describe('loadConfig', () => {
       'BATCH_SIZE (20) must not exceed PREFETCH (10)',
       'RETRY_BASE_MS (500) must not exceed RETRY_MAX_MS (100)',
     ]);
+  });
+
+  test('reads the database retry and the broker reconnect back-off as two pairs', () => {
+    const config = loadConfig({ ...REQUIRED, DATABASE_RETRY_BASE_MS: '10', DATABASE_RETRY_MAX_MS: '20', BROKER_RECONNECT_BASE_MS: '30', BROKER_RECONNECT_MAX_MS: '40' });
+    assert.deepEqual(config.databaseRetry, { baseMs: 10, maxMs: 20 });
+    assert.deepEqual(config.brokerReconnect, { baseMs: 30, maxMs: 40 });
+    assert.deepEqual(startupWarnings({ ...REQUIRED, DATABASE_RETRY_BASE_MS: '10' }), []);
+    assert.deepEqual(problemsOf({ ...REQUIRED, BROKER_RECONNECT_BASE_MS: '500', BROKER_RECONNECT_MAX_MS: '100' }), ['BROKER_RECONNECT_BASE_MS (500) must not exceed BROKER_RECONNECT_MAX_MS (100)']);
+  });
+
+  test('still takes the deprecated RETRY_BASE_MS and RETRY_MAX_MS for whichever of the new variables is unset, with a warning at start-up', () => {
+    const env = { ...REQUIRED, RETRY_BASE_MS: '50', RETRY_MAX_MS: '500', BROKER_RECONNECT_MAX_MS: '900' };
+    const config = loadConfig(env);
+    assert.deepEqual(config.databaseRetry, { baseMs: 50, maxMs: 500 });
+    assert.deepEqual(config.brokerReconnect, { baseMs: 50, maxMs: 900 });
+    const warnings = startupWarnings(env);
+    assert.equal(warnings.length, 2);
+    assert.match(warnings[0]!, /^RETRY_BASE_MS is deprecated .*DATABASE_RETRY_BASE_MS and BROKER_RECONNECT_BASE_MS/);
+    assert.match(warnings[1]!, /^RETRY_MAX_MS is deprecated .*DATABASE_RETRY_MAX_MS and BROKER_RECONNECT_MAX_MS/);
+    assert.deepEqual(problemsOf({ ...REQUIRED, RETRY_BASE_MS: '0' }), ['RETRY_BASE_MS must be an integer from 1 to 3600000 (got "0")']);
   });
 
   test('takes DATABASE_WRITE_CONCERN as "majority" or a member count, and refuses anything else', () => {

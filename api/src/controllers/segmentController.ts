@@ -2,10 +2,10 @@
 // parse JSON -> map each call (segment.ts) -> publish -> 200 once the broker confirmed every call.
 // The body is JSON whatever its Content-Type, as RudderStack's own gateway reads it: its Node SDK
 // labels gzip JSON application/x-www-form-urlencoded.
-import type { ActivityControllerDeps, Handler } from './activityController.ts';
-import { betweenSteps, timed, toMessage } from './activityController.ts';
+import type { ActivityControllerDeps } from './activityController.ts';
 import { parseBatch, parseJson, readBody } from '../body.ts';
-import { sendJson } from '../respond.ts';
+import { sendJson, type Handler } from '../http.ts';
+import { betweenSteps, timed, toMessage } from '../ingest.ts';
 import { mapBatch, mapCall, type CallType } from '../segment.ts';
 
 export interface SegmentControllerDeps extends ActivityControllerDeps {

@@ -4,9 +4,8 @@ import { readFileSync } from 'node:fs';
 import { LIVE, readiness, type HealthChecks } from '@event-tracker/common/health.ts';
 import type { Registry } from '@event-tracker/common/metrics.ts';
 import type { Publisher } from '../publisher.ts';
-import type { Handler } from './activityController.ts';
 import { PROMETHEUS_CONTENT_TYPE } from '@event-tracker/common/metrics.ts';
-import { JSON_CONTENT_TYPE, send, sendJson } from '../respond.ts';
+import { JSON_CONTENT_TYPE, send, sendJson, type Handler } from '../http.ts';
 
 /** Liveness: 200 while the process answers at all, whatever RabbitMQ is doing. */
 export function live(): Handler {

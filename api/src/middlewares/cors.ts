@@ -2,7 +2,7 @@
 // post events with fetch or navigator.sendBeacon and read the answer's rate-limit headers.
 import type { ServerResponse } from 'node:http';
 import { OriginNotAllowed } from '../errors.ts';
-import { addHeaders, writeHead } from '../respond.ts';
+import { addHeaders, writeHead } from '../http.ts';
 
 /** `*` (the default), or the exact origins allowed, e.g. `https://shop.example`. */
 export type CorsPolicy = { readonly anyOrigin: true } | { readonly anyOrigin: false; readonly origins: ReadonlySet<string> };

@@ -1,14 +1,15 @@
 // The rate limiter RATE_LIMIT_STORE asks for, with what it runs on: the in-process sliding log
 // (swept on a timer) alone, or Redis in front of it as the shared store.
-import type { ApiMetrics } from './apiMetrics.ts';
+import type { ApiMetrics } from '../apiMetrics.ts';
 import type { Clock } from '@event-tracker/common/clock.ts';
-import type { Config } from './config.ts';
+import type { Config } from '../config.ts';
 import type { HealthChecks } from '@event-tracker/common/health.ts';
 import type { Logger } from '@event-tracker/common/logger.ts';
-import { RedisConnection } from './redisConnection.ts';
-import { RedisLimiter } from './middlewares/redisLimiter.ts';
-import { RedisStore } from './middlewares/redisStore.ts';
-import { SlidingLogLimiter, startSweeping, type RateLimiter } from './middlewares/rateLimiter.ts';
+import { RedisConnection } from '../redisConnection.ts';
+import { RedisLimiter } from './redisLimiter.ts';
+import { RedisStore } from './redisStore.ts';
+import { SlidingLogLimiter, startSweeping } from './slidingLog.ts';
+import type { RateLimiter } from './types.ts';
 
 export interface Limiting {
   readonly limiter: RateLimiter;

@@ -5,7 +5,7 @@
 import type { ApiMetrics } from '../apiMetrics.ts';
 import type { Clock } from '@event-tracker/common/clock.ts';
 import type { Logger } from '@event-tracker/common/logger.ts';
-import type { Decision, RateLimiter } from './rateLimiter.ts';
+import type { Decision, RateLimiter } from './types.ts';
 import type { StoreOutcome } from './redisStore.ts';
 
 /** What the limiter needs of the Redis store (redisStore.ts); tests put a fake here. */

@@ -1,6 +1,10 @@
-// Writes a complete response with a body. Every answer of the API goes through here, with the
-// headers the steps before the handler decided (rate limit, CORS, Connection) in the same writeHead.
-import type { ServerResponse } from 'node:http';
+// The shape of a route's handler, and the writer of a complete response with a body. Every answer
+// of the API goes through here, with the headers the steps before the handler decided (rate limit,
+// CORS, Connection) in the same writeHead.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+
+/** A route's handler; `source` is the name of the request's write key, while WRITE_KEYS is set. */
+export type Handler = (req: IncomingMessage, res: ServerResponse, source?: string) => Promise<void>;
 
 export const JSON_CONTENT_TYPE = 'application/json; charset=utf-8';
 

@@ -1,9 +1,9 @@
 // The sliding log in Redis, shared by every API replica: one sorted set per client key (score: the
 // request's time in microseconds), read and updated by one Lua script per request, so a decision
 // is one round trip and atomic however many replicas ask at once. The answers are the in-process
-// store's (rateLimiter.ts): the same window edges, refused requests not logged, the same resetMs.
+// store's (slidingLog.ts): the same window edges, refused requests not logged, the same resetMs.
 import { randomBytes } from 'node:crypto';
-import type { Decision } from './rateLimiter.ts';
+import type { Decision } from './types.ts';
 import { luaScript, type ScriptRunner } from '../redisConnection.ts';
 
 /**
