@@ -107,7 +107,7 @@ export function checkText(problems: Problems, field: string, value: unknown): st
   else if (value.trim().length === 0) problems.add(field, value.length === 0 ? 'must not be empty' : 'must not be blank');
   else if (!value.isWellFormed()) problems.add(field, 'must be well-formed Unicode (no lone surrogates)');
   else if (INVISIBLE.test(value)) problems.add(field, 'must not contain control, format or line-separator characters');
-  else if (codePoints(value) > MAX_TEXT_LENGTH) problems.add(field, `must be at most ${MAX_TEXT_LENGTH} characters`);
+  else if (value.length > MAX_TEXT_LENGTH && codePoints(value) > MAX_TEXT_LENGTH) problems.add(field, `must be at most ${MAX_TEXT_LENGTH} characters`);
   else return value;
   return '';
 }

@@ -13,6 +13,13 @@ describe('decodeJson', () => {
     assert.deepEqual(decodeJson(bytes('['.repeat(200_000))), { ok: false, reason: `The body is nested deeper than ${MAX_JSON_DEPTH} levels` });
   });
 
+  test(`takes more than ${MAX_JSON_DEPTH} brackets side by side: it is depth that counts, not brackets`, () => {
+    const wide = JSON.stringify({ list: Array.from({ length: 3 * MAX_JSON_DEPTH }, (_, i) => ({ i, tags: [] })) });
+    assert.deepEqual(decodeJson(bytes(wide)), { ok: true, value: JSON.parse(wide) });
+    const deepAfterWide = `[${'[],'.repeat(3 * MAX_JSON_DEPTH)}${nested(MAX_JSON_DEPTH, '[', ']')}]`;
+    assert.deepEqual(decodeJson(bytes(deepAfterWide)), { ok: false, reason: `The body is nested deeper than ${MAX_JSON_DEPTH} levels` });
+  });
+
   test('counts no bracket inside a string, escaped quotes and backslashes included', () => {
     const inStrings = JSON.stringify({ text: '['.repeat(100), quoted: `\\"${'{'.repeat(100)}`, backslash: '\\', after: '['.repeat(100) });
     assert.deepEqual(decodeJson(bytes(inStrings)), { ok: true, value: JSON.parse(inStrings) });

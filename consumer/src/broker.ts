@@ -10,6 +10,7 @@ import { BrokerSession } from '@event-tracker/common/broker/session.ts';
 import { deadLetterQueueName, streamQueues, type TopologyOptions } from '@event-tracker/common/broker/topology.ts';
 import type { Clock } from '@event-tracker/common/clock.ts';
 import type { Logger } from '@event-tracker/common/logger.ts';
+import { Acks } from './acks.ts';
 import type { AckChannel, Delivery } from './services/settler.ts';
 
 export interface BrokerOptions {
@@ -29,6 +30,8 @@ export interface BrokerOptions {
 interface Session {
   readonly channel: ConfirmChannel;
   open: boolean;
+  /** Delivery tags are the channel's, shared by its consumers: one ack gatherer for them all. */
+  readonly acks: Acks;
   /** One consumer tag per stream queue while subscribed; empty while not. */
   consumerTags: string[];
 }
@@ -52,7 +55,7 @@ export class Broker {
       handlers: {
         opened: async (channel) => {
           await channel.prefetch(options.prefetch);
-          this.#current = { channel, open: true, consumerTags: [] };
+          this.#current = { channel, open: true, acks: ackGatherer(channel, options.logger), consumerTags: [] };
           await this.refresh();
         },
         lost: () => {
@@ -119,7 +122,10 @@ export class Broker {
   }
 
   #deliver(session: Session, acks: AckChannel, message: ConsumeMessage | null): void {
-    if (message) return this.#options.onDelivery({ message, channel: acks });
+    if (message) {
+      session.acks.delivered(message);
+      return this.#options.onDelivery({ message, channel: acks });
+    }
     // The broker cancelled us (a queue was deleted, for one): start over, which re-declares it.
     this.#options.logger.warn('consumer cancelled by the broker; reconnecting');
     session.consumerTags = [];
@@ -127,12 +133,8 @@ export class Broker {
   }
 }
 
-/**
- * Acks and dead-letters on a channel that may close at any moment: a lost ack means a redelivery,
- * never an error. Each stored queue has its own dead-letter queue.
- */
-function ackChannel(session: Session, deadLetterQueue: string, logger: Logger): AckChannel {
-  const { channel } = session;
+/** Acks that a channel closing at any moment can lose: a lost ack means a redelivery, never an error. */
+function ackGatherer(channel: ConfirmChannel, logger: Logger): Acks {
   const guarded = (what: string, send: () => void) => {
     try {
       send();
@@ -140,12 +142,24 @@ function ackChannel(session: Session, deadLetterQueue: string, logger: Logger): 
       logger.debug(`${what} lost with its channel; the broker redelivers the message`, { err });
     }
   };
+  return new Acks({
+    ack: (message, allUpTo) => guarded('ack', () => channel.ack(message, allUpTo)),
+    nack: (message, allUpTo, requeue) => guarded('nack', () => channel.nack(message, allUpTo, requeue)),
+  });
+}
+
+/**
+ * Acks and dead-letters on a channel that may close at any moment: a lost ack means a redelivery,
+ * never an error. Each stored queue has its own dead-letter queue.
+ */
+function ackChannel(session: Session, deadLetterQueue: string, logger: Logger): AckChannel {
+  const { channel, acks } = session;
   return {
     get open() {
       return session.open;
     },
-    ack: (message) => guarded('ack', () => channel.ack(message)),
-    nack: (message, allUpTo, requeue) => guarded('nack', () => channel.nack(message, allUpTo, requeue)),
+    ack: (message) => acks.ack(message),
+    nack: (message, _allUpTo, requeue) => acks.nack(message, requeue),
     deadLetter: (message, headers) =>
       new Promise((resolve) => {
         try {

@@ -16,7 +16,8 @@ export interface AckChannel {
   /** False once the channel has closed: its delivery tags are void and the broker has requeued them. */
   readonly open: boolean;
   ack(message: Message): void;
-  nack(message: Message, allUpTo?: boolean, requeue?: boolean): void;
+  /** One delivery only: the acks of others may still be gathering (acks.ts). */
+  nack(message: Message, allUpTo: false, requeue: boolean): void;
   /** Publishes a copy of `message` with `headers` added to the dead-letter queue; true once confirmed. */
   deadLetter(message: Message, headers: Readonly<Record<string, string>>): Promise<boolean>;
 }
