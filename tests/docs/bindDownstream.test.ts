@@ -33,10 +33,13 @@ test('OPERATIONS.md: a queue bound to the events exchange as "Bind a downstream 
   assert.match(script, /bindQueue\('purchases', 'activities', 'purchase'\)/);
   const queue = uniqueName('docs_bind');
   const path = join(root, file!);
+  // The default exchange is left as it was found: deleted after the test only if the test made it.
+  const exchangeExisted = await exchangeExists('activities');
   t.after(async () => {
     rmSync(path, { force: true });
     await deleteQueues('purchases');
     await deleteTopology(queue);
+    if (!exchangeExisted) await deleteExchange('activities');
   });
   const api = await startReady('api', 'node20-tsx', { RABBITMQ_URL: serviceUrl('RABBITMQ_URL'), QUEUE_NAME: queue, API_HOST: '127.0.0.1', API_PORT: '0' });
   t.after(() => stopService(api));
@@ -66,3 +69,27 @@ test('OPERATIONS.md: a queue bound to the events exchange as "Bind a downstream 
     await connection.close();
   }
 });
+
+/** Whether `name` is declared on the broker (a passive check fails, and closes its channel, when not). */
+async function exchangeExists(name: string): Promise<boolean> {
+  const connection = await amqp.connect(serviceUrl('RABBITMQ_URL'));
+  try {
+    const channel = await connection.createChannel();
+    channel.on('error', () => {});
+    return await channel.checkExchange(name).then(
+      () => true,
+      () => false,
+    );
+  } finally {
+    await connection.close().catch(() => {});
+  }
+}
+
+async function deleteExchange(name: string): Promise<void> {
+  const connection = await amqp.connect(serviceUrl('RABBITMQ_URL'));
+  try {
+    await (await connection.createChannel()).deleteExchange(name);
+  } finally {
+    await connection.close().catch(() => {});
+  }
+}
