@@ -133,8 +133,9 @@ const SLICE_BYTES = 64 * 1024;
 
 /**
  * A batch body, parsed as parseJson parses it but an event at a time, the event loop turning after
- * each 64 KiB: a MiB body made of small nodes takes JSON.parse 40-65 ms, and other requests and the
- * broker's heartbeats wait for one slice, not all of it. No part is parsed before every event is
+ * each 64 KiB: JSON.parse of a MiB body made of small nodes holds the loop past the 50 ms target
+ * (BENCHMARKS.md, "Worst-case requests"), while other requests and the broker's heartbeats wait
+ * for one slice of it at most. No part is parsed before every event is
  * known to be within its limit, so no single parse is larger than the limits.
  */
 export async function parseBatch(body: Buffer, limits: BatchBodyLimits): Promise<unknown> {

@@ -71,9 +71,8 @@ class RowPool {
  * up to the limit. A time is whole milliseconds modulo 2^32 and an age is `(now - time) >>> 0`,
  * exact while the time is under 49 days old, which MAX_WINDOW_MS and the sweep ensure. The smaller
  * buffers are plain arrays; the full-size one is a RowPool row, 4 bytes a time where an array
- * spends 8 (in V8 and JavaScriptCore alike). bench/limiter.ts measures the whole limiter at about
- * 133 bytes per client seen once and 414 per client with a full log of 50 (Node 20; Bun 122 and
- * 346), against 566 (Bun 530) when the full log too was an array.
+ * spends 8 (in V8 and JavaScriptCore alike), which keeps a full log under the per-client memory
+ * target (bench/limiter.ts; BENCHMARKS.md section 2 has the figures).
  */
 class RequestLog {
   times: number[] | Uint32Array;
