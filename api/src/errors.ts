@@ -101,7 +101,7 @@ export class UnsupportedEncoding extends AppError {
 }
 
 /** The challenge of every 401 (RFC 9110 §11.6.1): Basic, the scheme the Segment and RudderStack clients use. */
-export const WWW_AUTHENTICATE = 'Basic realm="event-tracker"';
+const WWW_AUTHENTICATE = 'Basic realm="event-tracker"';
 
 /** No write key, or one that is not in WRITE_KEYS. The detail never repeats what was sent. */
 export class Unauthorized extends AppError {
@@ -127,7 +127,7 @@ export class RateLimited extends AppError {
   }
 }
 
-export const OVERLOAD_RETRY_AFTER_SECONDS = 2;
+const OVERLOAD_RETRY_AFTER_SECONDS = 2;
 
 /**
  * Shed before any work: the event loop is running late or too many requests are in hand. Retry-After
@@ -142,7 +142,7 @@ export class Overloaded extends AppError {
 }
 
 /** How long a client should wait after a 503: about one reconnect attempt of the broker connection. */
-export const QUEUE_RETRY_AFTER_SECONDS = 5;
+const QUEUE_RETRY_AFTER_SECONDS = 5;
 
 const RETRY_AFTER = { 'Retry-After': String(QUEUE_RETRY_AFTER_SECONDS) };
 

@@ -6,7 +6,7 @@ import type { Logger } from '@event-tracker/common/logger.ts';
 import { AppError } from './errors.ts';
 import { send } from './http.ts';
 
-export const PROBLEM_CONTENT_TYPE = 'application/problem+json; charset=utf-8';
+const PROBLEM_CONTENT_TYPE = 'application/problem+json; charset=utf-8';
 
 export function problemOf(error: AppError): ProblemDetails {
   return {

@@ -6,18 +6,18 @@
 import type { FieldError } from '@event-tracker/shared';
 import { timestampProblem } from './timestamp.ts';
 
-export const MAX_TEXT_LENGTH = 255;
+const MAX_TEXT_LENGTH = 255;
 export const MAX_PAYLOAD_DEPTH = 32;
 /** Enough to fix a request by; a payload full of bad keys must not make a huge answer. */
 export const MAX_REPORTED_ERRORS = 20;
 /** A reported field path is cut to this many characters, so a 400 never echoes a long key. */
-export const MAX_FIELD_PATH_LENGTH = 120;
+const MAX_FIELD_PATH_LENGTH = 120;
 /**
  * A payload key names a field, so it gets the bound of the names the contract already takes
  * (userId, eventType): far past any property name an SDK or a person writes, while text longer
  * than that is data and belongs in a value.
  */
-export const MAX_KEY_LENGTH = MAX_TEXT_LENGTH;
+const MAX_KEY_LENGTH = MAX_TEXT_LENGTH;
 /**
  * The largest event body either route may take (MAX_BODY_BYTES is capped at it). Re-encoded as
  * BSON, JSON grows at most about 6x (`[0,0,...]`: 2 bytes each in JSON, 12 in a BSON array),

@@ -166,7 +166,7 @@ function isEncodingError(error: unknown): boolean {
 }
 
 /** Why the driver cannot send `doc`, or undefined when it can. */
-export function encodingProblem(doc: StoredActivity): string | undefined {
+function encodingProblem(doc: StoredActivity): string | undefined {
   try {
     const size = BSON.calculateObjectSize(doc);
     if (size >= MAX_DOCUMENT_BYTES) return `The document is ${size} bytes as BSON; MongoDB takes less than ${MAX_DOCUMENT_BYTES}`;

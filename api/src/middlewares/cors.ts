@@ -13,7 +13,7 @@ const EXPOSED = 'Retry-After, RateLimit-Limit, RateLimit-Remaining, RateLimit-Re
  * Request headers a page may send: Content-Type for application/json, which is not safelisted, and
  * the two ways of giving a write key in a header.
  */
-export const ALLOWED_HEADERS = 'Content-Type, Content-Encoding, Authorization, X-Write-Key';
+const ALLOWED_HEADERS = 'Content-Type, Content-Encoding, Authorization, X-Write-Key';
 /** How long a browser may cache a preflight: Chromium caps it at 2 hours anyway. */
 const MAX_AGE_SECONDS = 7_200;
 

@@ -8,7 +8,7 @@ import { withHeartbeat, type BrokerNode } from './nodes.ts';
 export const CONNECT_TIMEOUT_MS = 10_000;
 
 /** How long a close may wait for the broker's close-ok before the socket is given up on. */
-export const CLOSE_TIMEOUT_MS = 2_000;
+const CLOSE_TIMEOUT_MS = 2_000;
 
 export interface ConnectOptions {
   readonly heartbeatSeconds: number;
