@@ -2,7 +2,7 @@
 // paused by it, the health server reporting on both. Nothing here reads the environment or signals.
 import type { Server } from 'node:http';
 import type { ActivityStore } from './activityStore.ts';
-import { backoffDelay } from '@event-tracker/common/backoff.ts';
+import { backoffDelay, type BackoffOptions } from '@event-tracker/common/backoff.ts';
 import { Broker } from './broker.ts';
 import { sleep, systemClock, type Clock } from '@event-tracker/common/clock.ts';
 import type { Config } from './config.ts';
@@ -70,16 +70,7 @@ export function buildConsumer({ config, store, logger, clock = systemClock }: Co
   });
 
   metrics.inHand.track(() => writer.inHand + settler.pending);
-  metrics.connectionUp.track(() => Number(broker.channelOpen), { dependency: 'rabbitmq' });
-  metrics.connectionUp.track(() => Number(writer.storeHealthy), { dependency: 'mongodb' });
-  const healthServer = createHealthServer({
-    checks: {
-      rabbitmq: () => broker.channelOpen,
-      mongodb: async () => writer.storeHealthy && (await store.ping(HEALTH_PING_TIMEOUT_MS)),
-    },
-    registry: metrics.registry,
-    logger,
-  });
+  const healthServer = observedHealthServer({ metrics, broker, writer, store, logger });
 
   return {
     healthServer,
@@ -88,17 +79,8 @@ export function buildConsumer({ config, store, logger, clock = systemClock }: Co
     broker,
 
     async start() {
-      for (let attempt = 1; !stopping.signal.aborted; attempt++) {
-        try {
-          await store.ensureIndexes();
-          broker.start();
-          return;
-        } catch (err) {
-          const delayMs = backoffDelay(attempt, config.databaseRetry);
-          logger.warn('could not create indexes; retrying', { err, delayMs });
-          await sleep(clock, delayMs, stopping.signal);
-        }
-      }
+      await ensureIndexes({ store, retry: config.databaseRetry, clock, logger, signal: stopping.signal });
+      if (!stopping.signal.aborted) broker.start();
     },
 
     async stop() {
@@ -109,4 +91,48 @@ export function buildConsumer({ config, store, logger, clock = systemClock }: Co
       await broker.close();
     },
   };
+}
+
+interface HealthParts {
+  readonly metrics: ConsumerMetrics;
+  readonly broker: Broker;
+  readonly writer: BatchWriter;
+  readonly store: ActivityStore;
+  readonly logger: Logger;
+}
+
+/** The readiness of both dependencies, as probes and as metrics. */
+function observedHealthServer({ metrics, broker, writer, store, logger }: HealthParts): Server {
+  metrics.connectionUp.track(() => Number(broker.channelOpen), { dependency: 'rabbitmq' });
+  metrics.connectionUp.track(() => Number(writer.storeHealthy), { dependency: 'mongodb' });
+  return createHealthServer({
+    checks: {
+      rabbitmq: () => broker.channelOpen,
+      mongodb: async () => writer.storeHealthy && (await store.ping(HEALTH_PING_TIMEOUT_MS)),
+    },
+    registry: metrics.registry,
+    logger,
+  });
+}
+
+interface IndexParts {
+  readonly store: ActivityStore;
+  readonly retry: BackoffOptions;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly signal: AbortSignal;
+}
+
+/** Creates the indexes, retrying with back-off until the database answers or `signal` aborts. */
+async function ensureIndexes({ store, retry, clock, logger, signal }: IndexParts): Promise<void> {
+  for (let attempt = 1; !signal.aborted; attempt++) {
+    try {
+      await store.ensureIndexes();
+      return;
+    } catch (err) {
+      const delayMs = backoffDelay(attempt, retry);
+      logger.warn('could not create indexes; retrying', { err, delayMs });
+      await sleep(clock, delayMs, signal);
+    }
+  }
 }
