@@ -21,7 +21,7 @@ import { enforceRateLimit } from './middlewares/rateLimiter.ts';
 import { writeProblem } from './problem.ts';
 import { addHeaders } from './http.ts';
 import { requestPath } from '@event-tracker/common/requestPath.ts';
-import { allowedMethods, isRateLimited, resolveRoute, routeTable, type RouteTable } from './routes.ts';
+import { allowedMethods, isRateLimited, resolveRoute, routeTable, type RouteDeps, type RouteTable } from './routes.ts';
 import { answerPreflight, applyCors } from './middlewares/cors.ts';
 import { authenticate } from './middlewares/writeKey.ts';
 
@@ -62,7 +62,7 @@ export function createApp(deps: AppDeps, audience: Audience = deps.config.ops ==
 }
 
 /** What the route table's controllers need, from the app's dependencies. */
-function routeDeps({ config, publisher, clock, metrics, healthInfo }: AppDeps): Parameters<typeof routeTable>[0] {
+function routeDeps({ config, publisher, clock, metrics, healthInfo }: AppDeps): RouteDeps {
   return {
     publisher,
     maxBodyBytes: config.maxBodyBytes,

@@ -1,18 +1,59 @@
-// The steps every ingestion handler shares, native and Segment alike: an event becomes its queue
-// message, the loop turns between the steps of a batch, and the publish is timed and its failures counted.
+// The one ingestion pipeline, which every ingestion route configures (controllers/): read the body
+// -> turn it into events -> publish each as its queue message, timed -> answer once the broker
+// confirmed them all. Any failure is thrown as an AppError and answered by the problem writer.
 import { randomUUID } from 'node:crypto';
 import { setImmediate as loopTurn } from 'node:timers/promises';
 import type { ActivityEvent, QueueMessage } from '@event-tracker/shared';
 import type { Clock } from '@event-tracker/common/clock.ts';
 import type { ApiMetrics } from './apiMetrics.ts';
+import { readBody, requireJson } from './body.ts';
 import { PublishFailed } from './errors.ts';
+import { sendJson, type Handler } from './http.ts';
 import type { Publisher } from './publisher.ts';
 
-/** What an ingestion handler needs to publish and account for it. */
+/** What the pipeline needs to read, publish and account for a request. */
 export interface IngestDeps {
   readonly publisher: Publisher;
   readonly clock: Pick<Clock, 'now' | 'wall'>;
   readonly metrics: Pick<ApiMetrics, 'publishConfirmSeconds' | 'publishFailures'>;
+  /** How long a client may take to send its body before the connection is closed. */
+  readonly bodyTimeoutMs: number;
+}
+
+/** What a route decides of the pipeline. */
+export interface Ingestion {
+  /** The most bytes the body may have, decompressed. */
+  readonly maxBytes: number;
+  /** Whether the Content-Type must name JSON (body.ts requireJson), or the body is read as JSON whatever it says. */
+  readonly jsonOnly: boolean;
+  /**
+   * How the body becomes events, `receivedAt` being when it was read: one event, or a batch's,
+   * which comes as a promise because the loop turns between its steps (betweenSteps).
+   */
+  readonly toEvents: (body: Buffer, receivedAt: Date) => ActivityEvent | Promise<ActivityEvent[]>;
+  /** The answer once every message is confirmed, given their ids in the body's order. */
+  readonly answer: (ids: string[]) => { readonly status: 200 | 202; readonly body: unknown };
+}
+
+export function ingest(deps: IngestDeps, route: Ingestion): Handler {
+  return async (req, res, source) => {
+    if (route.jsonOnly) requireJson(req.headers['content-type']);
+    const body = await readBody(req, route.maxBytes, deps.bodyTimeoutMs);
+    const receivedAt = new Date(deps.clock.wall());
+    const events = route.toEvents(body, receivedAt);
+    let ids: string[];
+    if (events instanceof Promise) {
+      const messages = (await events).map((event) => toMessage(event, source));
+      await timed(deps, () => deps.publisher.publishAll(messages, receivedAt));
+      ids = messages.map((message) => message.id);
+    } else {
+      const message = toMessage(events, source);
+      await timed(deps, () => deps.publisher.publish(message, receivedAt));
+      ids = [message.id];
+    }
+    const { status, body: answer } = route.answer(ids);
+    sendJson(res, status, answer);
+  };
 }
 
 /**
@@ -25,20 +66,17 @@ export function betweenSteps(): Promise<void> {
 }
 
 /** The message for a validated event: its id settled, and the write key's name when there is one. */
-export function toMessage(event: ActivityEvent, source: string | undefined): QueueMessage {
+function toMessage(event: ActivityEvent, source: string | undefined): QueueMessage {
   const message = { id: event.id ?? randomUUID(), userId: event.userId, eventType: event.eventType, timestamp: event.timestamp, payload: event.payload };
   return source === undefined ? message : { ...message, source };
 }
 
-/**
- * Publishes at the receive time (the wall clock's now, unless the caller already read it), timing
- * the outcome and counting failures by reason.
- */
-export async function timed(deps: Pick<IngestDeps, 'clock' | 'metrics'>, publish: (receivedAt: Date) => Promise<void>, receivedAt = new Date(deps.clock.wall())): Promise<void> {
+/** Waits for a publish, timing the outcome and counting failures by reason. */
+async function timed(deps: Pick<IngestDeps, 'clock' | 'metrics'>, publish: () => Promise<void>): Promise<void> {
   const { clock, metrics } = deps;
   const started = clock.now();
   try {
-    await publish(receivedAt);
+    await publish();
   } catch (error) {
     if (error instanceof PublishFailed) metrics.publishFailures.inc({ reason: error.reason });
     throw error;

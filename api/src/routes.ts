@@ -3,8 +3,9 @@
 // An unknown path is 404; a known path with another method is 405 with Allow.
 import type { Handler } from './http.ts';
 import type { Registry } from '@event-tracker/common/metrics.ts';
-import { activityController, batchController } from './controllers/activityController.ts';
-import { segmentBatchController, segmentCallController, type SegmentControllerDeps } from './controllers/segmentController.ts';
+import { activityIngestion, batchIngestion, type ActivityLimits } from './controllers/activityController.ts';
+import { segmentBatchIngestion, segmentCallIngestion, type SegmentLimits } from './controllers/segmentController.ts';
+import { ingest, type IngestDeps, type Ingestion } from './ingest.ts';
 import { CALL_TYPES } from './segment.ts';
 import { live, metrics, openApi, ready } from './controllers/statusController.ts';
 import { LIVE_PATH, READY_PATHS, type HealthChecks } from '@event-tracker/common/health.ts';
@@ -43,17 +44,20 @@ const PUBLIC: RoutePolicy = { rateLimited: false, writeKey: false, ingestion: fa
 const LIMITED_PREFIX = '/api/';
 
 /** `healthInfo`: dependencies readiness reports without depending on them (app.ts AppDeps). */
-export function routeTable(deps: SegmentControllerDeps & { readonly registry: Registry; readonly healthInfo?: HealthChecks }): RouteTable {
-  const track = activityController(deps);
+export type RouteDeps = IngestDeps & ActivityLimits & SegmentLimits & { readonly registry: Registry; readonly healthInfo?: HealthChecks };
+
+export function routeTable(deps: RouteDeps): RouteTable {
   const post = (handler: Handler, policy: RoutePolicy): Route => ({ methods: new Map([['POST', handler]]), ...policy });
   const get = (handler: Handler, policy: RoutePolicy): Route => ({ methods: new Map([['GET', handler]]), ...policy });
+  // Every ingestion route is the one pipeline (ingest.ts), configured by its controller.
+  const ingestion = (route: Ingestion): Route => post(ingest(deps, route), INGESTION);
   return new Map([
-    ['/api/v1/activities', post(track(validateActivity), INGESTION)],
-    ['/api/v1/activities/batch', post(batchController(deps), INGESTION)],
-    ['/api/v1/events/track', post(track(validateLegacyTrack), INGESTION)],
+    ['/api/v1/activities', ingestion(activityIngestion(deps, validateActivity))],
+    ['/api/v1/activities/batch', ingestion(batchIngestion(deps))],
+    ['/api/v1/events/track', ingestion(activityIngestion(deps, validateLegacyTrack))],
     // The Segment tracking API, where the Segment and RudderStack SDKs post (segment.ts).
-    ['/v1/batch', post(segmentBatchController(deps), INGESTION)],
-    ...CALL_TYPES.map((type) => [`/v1/${type}`, post(segmentCallController(deps, type), INGESTION)] as const),
+    ['/v1/batch', ingestion(segmentBatchIngestion(deps))],
+    ...CALL_TYPES.map((type) => [`/v1/${type}`, ingestion(segmentCallIngestion(deps, type))] as const),
     [LIVE_PATH, get(live(), OPERATORS)],
     ...READY_PATHS.map((path) => [path, get(ready(deps.publisher, deps.healthInfo), OPERATORS)] as const),
     ['/metrics', get(metrics(deps.registry), OPERATORS)],
