@@ -59,4 +59,20 @@ describe('Deadlines', () => {
     t.mock.timers.tick(1);
     assert.deepEqual(expired, ['first', 'retry']);
   });
+
+  test('arms the one timer once for many operations that end in time, not once each', (t) => {
+    t.mock.timers.enable({ apis: ['setTimeout', 'Date'] });
+    const armed = t.mock.method(globalThis, 'setTimeout');
+    const deadlines = new Deadlines(100, () => Date.now());
+    const expired: string[] = [];
+    for (let i = 0; i < 1_000; i++) deadlines.cancel(deadlines.start(() => expired.push('cancelled')));
+    assert.equal(armed.mock.callCount(), 1);
+    t.mock.timers.tick(100);
+    // It fired, found nothing due, and is not armed again until a deadline is set.
+    assert.equal(armed.mock.callCount(), 1);
+    deadlines.start(() => expired.push('later'));
+    assert.equal(armed.mock.callCount(), 2);
+    t.mock.timers.tick(100);
+    assert.deepEqual(expired, ['later']);
+  });
 });
