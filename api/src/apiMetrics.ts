@@ -1,5 +1,5 @@
 // The API's Prometheus metrics, registered once and handed to the app.
-import { Counter, Gauge, Histogram, Registry, type BoundCounter } from '@event-tracker/common/metrics.ts';
+import { Counter, Gauge, Histogram, Registry } from '@event-tracker/common/metrics.ts';
 
 /**
  * A counter whose total another object keeps (the limiter counts its own evictions, and stays free
@@ -27,8 +27,6 @@ export interface ApiMetrics {
   readonly registry: Registry;
   /** Labels: route (the route path, or "unmatched"), status. */
   readonly requests: Counter;
-  /** `requests` for one route and status, bound once per pair (there are a few dozen). */
-  answered(route: string, status: number): BoundCounter;
   readonly rateLimited: Counter;
   readonly publishConfirmSeconds: Histogram;
   /** Labels: reason (errors.ts PublishFailure). */
@@ -51,17 +49,9 @@ export interface ApiMetrics {
 
 export function createApiMetrics(): ApiMetrics {
   const registry = new Registry();
-  const requests = registry.add(new Counter('api_http_requests_total', 'HTTP requests answered, by route and status.'));
-  const bound = new Map<string, BoundCounter>();
   return {
     registry,
-    requests,
-    answered: (route, status) => {
-      const key = `${status} ${route}`;
-      let counter = bound.get(key);
-      if (counter === undefined) bound.set(key, (counter = requests.labels({ route, status: String(status) })));
-      return counter;
-    },
+    requests: registry.add(new Counter('api_http_requests_total', 'HTTP requests answered, by route and status.')),
     rateLimited: registry.add(new Counter('api_rate_limited_requests_total', 'Requests answered 429 by the rate limiter.')),
     publishConfirmSeconds: registry.add(
       new Histogram('api_publish_confirm_seconds', 'Time from publishing an event to its outcome: the confirm, a refusal or the timeout.', [

@@ -216,6 +216,7 @@ export class ConfirmPublisher implements Publisher {
  * does not have (BENCHMARKS.md).
  */
 export function encodeMessage(message: QueueMessage, receivedAt: Date, partitions = 1): { readonly content: Buffer; readonly properties: Options.Publish } {
+  const body: QueueMessage = { ...message, receivedAt: receivedAt.toISOString() };
   const properties: Options.Publish = {
     persistent: true,
     mandatory: true,
@@ -224,10 +225,7 @@ export function encodeMessage(message: QueueMessage, receivedAt: Date, partition
     timestamp: Math.floor(receivedAt.getTime() / 1000),
   };
   if (partitions > 1) properties.headers = { [PARTITION_HEADER]: String(partitionOf(message.userId, partitions)) };
-  // `receivedAt` appended to the event's JSON rather than to a copy of the event: the same JSON to
-  // every reader (a receivedAt the message already had is overridden, as the last key wins).
-  const json = JSON.stringify(message);
-  return { content: Buffer.from(`${json.slice(0, -1)},"receivedAt":"${receivedAt.toISOString()}"}`), properties };
+  return { content: Buffer.from(JSON.stringify(body)), properties };
 }
 
 /**

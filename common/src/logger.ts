@@ -45,27 +45,27 @@ export function createLogger(bindings: Fields = {}, options: LoggerOptions = {})
 
 // stdout to a file or pipe is a blocking write on Linux, and the write per line, then per event-loop
 // turn, were each a measurable share of the API's CPU under load (BENCHMARKS.md, "Measurements
-// behind code comments" and section 0). Lines are gathered and written once FLUSH_BYTES of them
+// behind code comments" and section 0). Lines are gathered and written once FLUSH_CHARS of them
 // wait or the oldest has waited FLUSH_MS, and whatever is pending is written on exit, so a clean
 // exit, process.exit() or a crash loses nothing; only SIGKILL can lose the last FLUSH_MS of lines.
-const FLUSH_BYTES = 16 * 1024;
+const FLUSH_CHARS = 16 * 1024;
 const FLUSH_MS = 20;
 let pending: string[] = [];
-let pendingBytes = 0;
+let pendingChars = 0;
 let timer: ReturnType<typeof setTimeout> | undefined;
 
 function flush(): void {
   if (pending.length === 0) return;
   const text = pending.join('\n') + '\n';
   pending = [];
-  pendingBytes = 0;
+  pendingChars = 0;
   process.stdout.write(text);
 }
 
 function writeStdout(line: string): void {
   pending.push(line);
-  pendingBytes += line.length;
-  if (pendingBytes >= FLUSH_BYTES) return flush();
+  pendingChars += line.length;
+  if (pendingChars >= FLUSH_CHARS) return flush();
   if (timer !== undefined) return;
   // Never holds the process open: the exit handler writes what is left.
   timer = setTimeout(() => {

@@ -16,10 +16,6 @@ function escapeLabel(value: string): string {
   return /[\\"\n]/.test(value) ? value.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n') : value;
 }
 
-export interface BoundCounter {
-  inc(by?: number): void;
-}
-
 export class Counter implements Metric {
   readonly #values = new Map<string, number>();
   readonly name: string;
@@ -30,16 +26,7 @@ export class Counter implements Metric {
   }
 
   inc(labels: Labels = {}, by = 1): void {
-    this.#add(labelText(labels), by);
-  }
-
-  /** One label set, its text built once, for a hot path that counts it again and again (prom-client's `labels()`). */
-  labels(labels: Labels): BoundCounter {
     const key = labelText(labels);
-    return { inc: (by = 1) => this.#add(key, by) };
-  }
-
-  #add(key: string, by: number): void {
     this.#values.set(key, (this.#values.get(key) ?? 0) + by);
   }
 
