@@ -1,5 +1,5 @@
 // The API's Prometheus metrics, registered once and handed to the app.
-import { Counter, Gauge, Histogram, Registry } from '@event-tracker/common/metrics.ts';
+import { Counter, Gauge, Histogram, Registry, labelText } from '@event-tracker/common/metrics.ts';
 
 /**
  * A counter whose total another object keeps (the limiter counts its own evictions, and stays free
@@ -23,10 +23,39 @@ export class TrackedCounter {
   }
 }
 
+/**
+ * HTTP answers by route and status: the one counter every request passes through. Kept as counts
+ * by route, then status, so counting builds no label object or text per request (BENCHMARKS.md
+ * section 0); rendered as any labelled counter is.
+ */
+export class AnswerCounter {
+  readonly name: string;
+  readonly help: string;
+  readonly #counts = new Map<string, Map<number, number>>();
+  constructor(name: string, help: string) {
+    this.name = name;
+    this.help = help;
+  }
+
+  count(route: string, status: number): void {
+    let byStatus = this.#counts.get(route);
+    if (byStatus === undefined) this.#counts.set(route, (byStatus = new Map()));
+    byStatus.set(status, (byStatus.get(status) ?? 0) + 1);
+  }
+
+  render(): string[] {
+    const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} counter`];
+    for (const [route, byStatus] of this.#counts) {
+      for (const [status, count] of byStatus) lines.push(`${this.name}${labelText({ route, status: String(status) })} ${count}`);
+    }
+    return lines;
+  }
+}
+
 export interface ApiMetrics {
   readonly registry: Registry;
   /** Labels: route (the route path, or "unmatched"), status. */
-  readonly requests: Counter;
+  readonly requests: AnswerCounter;
   readonly rateLimited: Counter;
   readonly publishConfirmSeconds: Histogram;
   /** Labels: reason (errors.ts PublishFailure). */
@@ -51,7 +80,7 @@ export function createApiMetrics(): ApiMetrics {
   const registry = new Registry();
   return {
     registry,
-    requests: registry.add(new Counter('api_http_requests_total', 'HTTP requests answered, by route and status.')),
+    requests: registry.add(new AnswerCounter('api_http_requests_total', 'HTTP requests answered, by route and status.')),
     rateLimited: registry.add(new Counter('api_rate_limited_requests_total', 'Requests answered 429 by the rate limiter.')),
     publishConfirmSeconds: registry.add(
       new Histogram('api_publish_confirm_seconds', 'Time from publishing an event to its outcome: the confirm, a refusal or the timeout.', [

@@ -121,7 +121,7 @@ function requestHandler(deps: AppDeps, routes: RouteTable, listening: () => bool
     res.on('close', () => {
       leave?.();
       const status = res.writableFinished ? res.statusCode : CLIENT_CLOSED;
-      metrics.requests.inc({ route: routeLabel, status: String(status) });
+      metrics.requests.count(routeLabel, status);
       if (status === 429) metrics.rateLimited.inc();
       logger.info('request', { method: req.method, route: routeLabel, status, durationMs: Math.round(clock.now() - started), client });
     });

@@ -22,10 +22,10 @@ export function addHeaders(res: ServerResponse, headers: Record<string, string>)
   else Object.assign(early, headers);
 }
 
-/** The status line and headers: `headers`, after those added earlier (addHeaders). */
+/** The status line and headers: `headers`, after those added earlier (addHeaders), which are added to. */
 export function writeHead(res: ServerResponse, status: number, headers: Readonly<Record<string, string>>): void {
   const early = (res as Response)[EARLY_HEADERS];
-  res.writeHead(status, early === undefined ? headers : { ...early, ...headers });
+  res.writeHead(status, early === undefined ? headers : Object.assign(early, headers));
 }
 
 /** `body` as bytes when the same answer is sent again and again (built once, sent as is). */

@@ -6,7 +6,7 @@ interface Metric {
   render(): string[];
 }
 
-function labelText(labels: Labels): string {
+export function labelText(labels: Labels): string {
   const parts = Object.entries(labels).map(([key, value]) => `${key}="${escapeLabel(value)}"`);
   return parts.length === 0 ? '' : `{${parts.join(',')}}`;
 }
