@@ -43,11 +43,6 @@ export interface PublisherOptions {
   readonly now?: () => number;
 }
 
-interface InFlight {
-  readonly messageId: string;
-  returned: boolean;
-}
-
 /**
  * Publishes on whichever channel the broker connection last attached. Between a connection loss
  * and the next attach() there is no channel, and publish() fails at once.
@@ -60,7 +55,10 @@ export class ConfirmPublisher implements Publisher {
   /** Set when the channel's write buffer is full; later publishes wait for 'drain'. */
   #saturated = false;
   #waitingForDrain: Array<() => void> = [];
-  readonly #inFlight = new Set<InFlight>();
+  /** Publishes sent (or waiting to be sent) that the broker has not answered: a count, as no Set is kept per publish (deadlines.ts says why). */
+  #unconfirmed = 0;
+  /** Message ids the broker returned as unroutable, until the confirm of that message arrives. */
+  readonly #returned = new Set<string>();
   #onConfirm: () => void = () => {};
   #onNack: () => void = () => {};
 
@@ -74,7 +72,7 @@ export class ConfirmPublisher implements Publisher {
   }
 
   get unconfirmed(): number {
-    return this.#inFlight.size;
+    return this.#unconfirmed;
   }
 
   /**
@@ -87,12 +85,12 @@ export class ConfirmPublisher implements Publisher {
     this.#onNack = onNack;
     this.#blocked = false;
     this.#saturated = false;
+    this.#returned.clear();
     // RabbitMQ sends basic.return before the basic.ack of the same message, so marking the
-    // message here turns its confirm into a failure. A return carries no delivery tag, only our
-    // messageId: every in-flight publish with that id fails, which at worst asks a client to retry.
-    channel.on('return', (message) => {
-      for (const entry of this.#inFlight) if (entry.messageId === message.properties.messageId) entry.returned = true;
-    });
+    // message's id here turns its confirm into a failure. A return carries no delivery tag, only
+    // our messageId: of two in-flight publishes with that id, the first confirmed fails, which at
+    // worst asks a client to retry.
+    channel.on('return', (message) => this.#returned.add(String(message.properties.messageId)));
     channel.on('drain', () => this.#releaseDrainWaiters(channel));
     // amqplib fails every unconfirmed callback when a channel closes; nothing else to settle here.
     channel.on('close', () => this.detach(channel));
@@ -114,21 +112,20 @@ export class ConfirmPublisher implements Publisher {
     const { id } = message;
     if (channel === null) return Promise.reject(new QueueUnavailable('not-connected', 'the broker connection is down', id));
     if (this.#blocked) return Promise.reject(new QueueUnavailable('blocked', 'the broker is refusing publishes (resource alarm)', id));
-    if (this.#inFlight.size >= this.#options.maxUnconfirmed) {
+    if (this.#unconfirmed >= this.#options.maxUnconfirmed) {
       return Promise.reject(new QueueUnavailable('over-capacity', 'too many events are waiting for the broker', id));
     }
 
-    const entry: InFlight = { messageId: message.id, returned: false };
     // Counted until the broker answers, even past a timeout: the channel still holds it.
-    this.#inFlight.add(entry);
-    return this.#untilAnswered(channel, message, entry, encodeMessage(message, receivedAt, this.#options.partitions));
+    this.#unconfirmed += 1;
+    return this.#untilAnswered(channel, message, encodeMessage(message, receivedAt, this.#options.partitions));
   }
 
   /**
    * Sends the message on `channel`, at once or on 'drain', and settles with the broker's answer,
    * or with the deadline's when the broker does not answer in time.
    */
-  #untilAnswered(channel: PublishChannel, message: QueueMessage, entry: InFlight, { content, properties }: ReturnType<typeof encodeMessage>): Promise<void> {
+  #untilAnswered(channel: PublishChannel, message: QueueMessage, { content, properties }: ReturnType<typeof encodeMessage>): Promise<void> {
     const { exchange, publishTimeoutMs } = this.#options;
     const { id } = message;
     return new Promise((resolve, reject) => {
@@ -149,7 +146,7 @@ export class ConfirmPublisher implements Publisher {
 
       const send = (): void => {
         if (settled || this.#channel !== channel) {
-          this.#inFlight.delete(entry);
+          this.#unconfirmed -= 1;
           settle(new QueueUnavailable('connection-lost', 'the broker connection was lost', id));
           return;
         }
@@ -158,13 +155,14 @@ export class ConfirmPublisher implements Publisher {
         try {
           sent = true;
           const writable = channel.publish(exchange, routingKey(message.eventType), content, properties, (err) => {
-            this.#inFlight.delete(entry);
+            this.#unconfirmed -= 1;
+            const returned = this.#returned.size > 0 && this.#returned.delete(id);
             if (err) {
               const failure = confirmFailure(err, id);
               if (failure instanceof QueueUnavailable) onNack();
               settle(failure);
             }
-            else if (entry.returned) settle(new QueueUnavailable('returned', 'no queue took the event', id));
+            else if (returned) settle(new QueueUnavailable('returned', 'no queue took the event', id));
             else {
               onConfirm();
               settle();
@@ -174,7 +172,7 @@ export class ConfirmPublisher implements Publisher {
         } catch (error) {
           // amqplib throws synchronously on a channel that is closing, before anything is written.
           sent = false;
-          this.#inFlight.delete(entry);
+          this.#unconfirmed -= 1;
           settle(new QueueUnavailable('channel-closing', 'the broker channel is closing', id, error));
         }
       };
@@ -191,7 +189,7 @@ export class ConfirmPublisher implements Publisher {
    */
   async publishAll(messages: readonly QueueMessage[], receivedAt: Date): Promise<void> {
     const ids = messages.map((message) => message.id);
-    if (this.#inFlight.size + messages.length > this.#options.maxUnconfirmed) {
+    if (this.#unconfirmed + messages.length > this.#options.maxUnconfirmed) {
       throw batchFailure(new QueueUnavailable('over-capacity', 'too many events are waiting for the broker to take this batch', ids[0]!), ids);
     }
     const outcomes = await Promise.allSettled(messages.map((message) => this.publish(message, receivedAt)));

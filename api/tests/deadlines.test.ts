@@ -32,6 +32,26 @@ describe('Deadlines', () => {
     assert.deepEqual(expired, ['second']);
   });
 
+  test('cancelling the middle, the newest or an expired deadline, or one twice, leaves the rest due in order', (t) => {
+    t.mock.timers.enable({ apis: ['setTimeout', 'Date'] });
+    const deadlines = new Deadlines(100, () => Date.now());
+    const expired: string[] = [];
+    const set = (name: string) => deadlines.start(() => expired.push(name));
+    const first = set('first');
+    const middle = set('middle');
+    set('third');
+    const newest = set('newest');
+    deadlines.cancel(middle);
+    deadlines.cancel(middle);
+    deadlines.cancel(newest);
+    t.mock.timers.tick(100);
+    assert.deepEqual(expired, ['first', 'third']);
+    deadlines.cancel(first);
+    set('after');
+    t.mock.timers.tick(100);
+    assert.deepEqual(expired, ['first', 'third', 'after']);
+  });
+
   test('starts afresh once every pending deadline was cancelled', (t) => {
     t.mock.timers.enable({ apis: ['setTimeout', 'Date'] });
     const deadlines = new Deadlines(100, () => Date.now());

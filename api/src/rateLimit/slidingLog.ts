@@ -127,6 +127,8 @@ export class SlidingLogLimiter implements RateLimiter {
   // Map iteration order is insertion order; every hit re-inserts its key, so the first key of a
   // shard is always that shard's least recently used one.
   readonly #shards: Map<string, RequestLog>[];
+  /** Each shard's most recently used key, which a hit need not move to the end again. */
+  readonly #newest: Array<string | undefined>;
   readonly #options: LimiterOptions;
   readonly #rows: RowPool;
   #size = 0;
@@ -138,6 +140,7 @@ export class SlidingLogLimiter implements RateLimiter {
     if (!(options.windowMs <= MAX_WINDOW_MS)) throw new RangeError(`windowMs must be at most ${MAX_WINDOW_MS} (about 12 days)`);
     this.#options = options;
     this.#shards = Array.from({ length: options.shards ?? DEFAULT_SHARDS }, () => new Map());
+    this.#newest = this.#shards.map(() => undefined);
     this.#rows = new RowPool(options.maxRequests);
   }
 
@@ -158,16 +161,21 @@ export class SlidingLogLimiter implements RateLimiter {
   hit(key: string): Decision {
     const { maxRequests: limit, windowMs, maxKeys, now: clock } = this.#options;
     const now = clock() >>> 0; // whole milliseconds modulo 2^32, as the logs keep them
-    const logs = this.#shardOf(key);
+    const shard = this.#shardOf(key);
+    const logs = this.#shards[shard]!;
     let log = logs.get(key);
     if (log === undefined) {
       if (this.#size >= maxKeys) this.#evictFrom(logs, now);
       log = new RequestLog(Math.min(2, limit));
       this.#size += 1;
-    } else {
+      logs.set(key, log);
+    } else if (this.#newest[shard] !== key) {
+      // Moved to the end, unless it is there already: a Map deleted from and added to on every
+      // request is rehashed again and again, which costs the garbage collector (deadlines.ts).
       logs.delete(key);
+      logs.set(key, log);
     }
-    logs.set(key, log);
+    this.#newest[shard] = key;
 
     const oldestAge = log.dropExpired(now, windowMs);
     const allowed = log.count < limit;
@@ -204,10 +212,10 @@ export class SlidingLogLimiter implements RateLimiter {
     if (!Array.isArray(log.times)) this.#rows.give(log.times);
   }
 
-  #shardOf(key: string): Map<string, RequestLog> {
+  #shardOf(key: string): number {
     let hash = 0;
     for (let i = 0; i < key.length; i++) hash = (Math.imul(hash, 31) + key.charCodeAt(i)) | 0;
-    return this.#shards[hash & (this.#shards.length - 1)]!;
+    return hash & (this.#shards.length - 1);
   }
 
   /**
