@@ -64,16 +64,26 @@ describe('BatchWriter batching', () => {
     assert.deepEqual(channel.ackedIds, ['a', 'b']);
   });
 
-  test('splits more than BATCH_SIZE waiting deliveries into consecutive inserts, one at a time', async () => {
-    const { store, channel, add } = setup({ batchSize: 2 });
-    const release = store.hold();
-    add('a', 'b', 'c', 'd', 'e');
+  test('writes a second batch while the first is in flight, and a third once either of them has ended', async () => {
+    const { store, channel, writer, add } = setup({ batchSize: 2 });
+    const releaseFirst = store.hold();
+    add('a', 'b');
+    const releaseSecond = store.hold();
+    add('c', 'd', 'e', 'f');
     await settle();
-    assert.equal(store.calls.length, 1, 'the second insert waits for the first');
-    release();
+    assert.deepEqual(store.calls.map((docs) => docs.map((doc) => doc._id)), [['a', 'b'], ['c', 'd']], 'two at once; e and f wait');
+    assert.equal(writer.inHand, 6);
+
+    releaseSecond();
     await settle();
-    assert.deepEqual(store.calls.map((docs) => docs.map((doc) => doc._id)), [['a', 'b'], ['c', 'd']]);
-    assert.deepEqual(channel.ackedIds, ['a', 'b', 'c', 'd'], 'e is still waiting for its timer');
+    assert.deepEqual(store.calls.map((docs) => docs.map((doc) => doc._id)), [['a', 'b'], ['c', 'd'], ['e', 'f']]);
+    assert.deepEqual(channel.ackedIds, ['c', 'd', 'e', 'f'], 'the later batch is acked first; a and b are still being written');
+    assert.equal(writer.inHand, 2);
+
+    releaseFirst();
+    await settle();
+    assert.deepEqual(channel.ackedIds, ['c', 'd', 'e', 'f', 'a', 'b']);
+    assert.equal(writer.inHand, 0);
   });
 
   test("counts and logs, by id, an event stored apart because another source's event held its id", async () => {
@@ -244,6 +254,71 @@ describe('BatchWriter during a database outage', () => {
     assert.equal(metrics.retries.get(), 6);
   });
 
+  test('keeps the store unhealthy while one batch is retried, though the batch beside it is written and acked', async () => {
+    const { clock, store, channel, health, writer, add } = setup({ batchSize: 2 });
+    store.failOnce('b'); // taken by the first write to be answered: a and b's
+    add('a', 'b', 'c', 'd');
+    await settle();
+    assert.equal(store.calls.length, 2, 'both batches written at once');
+    assert.deepEqual(channel.ackedIds, ['a', 'c', 'd']);
+    assert.equal(writer.storeHealthy, false, 'c and d stored after b failed do not make the store healthy while b waits');
+    assert.deepEqual(health, [false]);
+    assert.equal(writer.inHand, 1);
+
+    clock.advance(clock.nextIn!);
+    await settle();
+    assert.deepEqual(channel.ackedIds, ['a', 'c', 'd', 'b']);
+    assert.deepEqual(health, [false, true]);
+  });
+
+  test('while a batch is being retried, starts no other: one write at a time into a failing store', async () => {
+    const { clock, store, channel, writer, add } = setup({ batchSize: 2 });
+    store.down = true;
+    add('a', 'b');
+    await settle();
+    add('c', 'd');
+    await settle();
+    assert.deepEqual(store.calls.map((docs) => docs.map((doc) => doc._id)), [['a', 'b']], 'c and d wait');
+    assert.equal(writer.inHand, 4);
+
+    store.down = false;
+    clock.advance(clock.nextIn!);
+    await settle();
+    assert.deepEqual(store.calls.map((docs) => docs.map((doc) => doc._id)), [['a', 'b'], ['a', 'b'], ['c', 'd']]);
+    assert.deepEqual(channel.ackedIds, ['a', 'b', 'c', 'd']);
+  });
+
+  test('drops the deliveries of a closed channel from the batch that holds them, and goes on retrying the other channel\'s batch', async () => {
+    const { clock, store, writer } = setup({ batchSize: 2 });
+    const closing = new FakeChannel();
+    const staying = new FakeChannel();
+    const addOn = (channel: FakeChannel, ...ids: string[]) =>
+      ids.forEach((id) => {
+        const delivery = deliverEvent(channel, id);
+        writer.add(delivery, activityOf(delivery));
+      });
+    store.down = true;
+    addOn(closing, 'a', 'b');
+    addOn(staying, 'c', 'd');
+    await settle();
+    assert.equal(store.calls.length, 2);
+    closing.open = false;
+
+    clock.advance(RETRY.baseMs);
+    await settle();
+    assert.deepEqual(store.calls.map((docs) => docs.map((doc) => doc._id)), [['a', 'b'], ['c', 'd'], ['c', 'd']], 'a and b are not written again');
+    assert.equal(writer.inHand, 2);
+
+    store.down = false;
+    clock.advance(clock.nextIn!);
+    await settle();
+    assert.deepEqual(staying.ackedIds, ['c', 'd']);
+    assert.equal(closing.acked.length + closing.nacked.length, 0);
+    assert.deepEqual(closing.closedCalls, []);
+    assert.equal(writer.storeHealthy, true);
+    assert.equal(writer.inHand, 0);
+  });
+
   test('counts a write unanswered for WRITE_TIMEOUT_MS as failed and retries it; what the late answer stored is acked once, as duplicates', async () => {
     const { clock, store, channel, metrics, lines, health, writer, add } = setup({ batchSize: 3 });
     const release = store.hold();
@@ -318,29 +393,35 @@ describe('BatchWriter shutdown', () => {
     assert.equal(writer.inHand, 0);
   });
 
-  test('flush waits for an insert in flight and for every later batch', async () => {
+  test('flush waits for both inserts in flight and for every later batch', async () => {
     const { store, channel, writer, add } = setup({ batchSize: 2 });
     const release = store.hold();
-    add('a', 'b', 'c');
+    add('a', 'b', 'c', 'd', 'e');
     await settle();
-    const flushed = writer.flush();
+    let flushed = false;
+    const flushing = writer.flush().then(() => (flushed = true));
+    await settle();
+    assert.equal(flushed, false, 'both inserts are still in flight');
     release();
-    await flushed;
-    assert.deepEqual(channel.ackedIds, ['a', 'b', 'c']);
+    await flushing;
+    assert.deepEqual(store.calls.map((docs) => docs.map((doc) => doc._id)), [['a', 'b'], ['c', 'd'], ['e']]);
+    assert.deepEqual(channel.ackedIds, ['a', 'b', 'c', 'd', 'e']);
+    assert.equal(writer.inHand, 0);
   });
 
-  test('stop abandons the retries: what is unacked stays with the broker', async () => {
+  test('stop abandons the retries of every batch: what is unacked stays with the broker', async () => {
     const { clock, store, channel, writer, add } = setup({ batchSize: 1 });
     store.down = true;
-    add('a');
+    add('a', 'b');
     await settle();
+    assert.equal(store.calls.length, 2);
     writer.stop();
-    await settle();
+    await writer.flush();
     assert.equal(clock.nextIn, undefined, 'no retry scheduled');
     store.down = false;
     clock.advance(60_000);
     await settle();
-    assert.equal(store.calls.length, 1);
+    assert.equal(store.calls.length, 2);
     assert.equal(channel.acked.length, 0);
   });
 });

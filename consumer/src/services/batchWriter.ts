@@ -1,7 +1,8 @@
 // Batching and writing: parsed deliveries are collected until BATCH_SIZE of them are waiting or the
-// oldest has waited BATCH_MAX_WAIT_MS, written with one insertMany, and each document's verdict is
-// handed to the settler: stored and duplicate are acked, rejected (the database refused it, or the
-// driver cannot encode it) is dead-lettered, in the same write cycle. Only `retry` stays in hand.
+// oldest has waited BATCH_MAX_WAIT_MS, written with one insertMany (two batches at a time), and each
+// document's verdict is handed to the settler: stored and duplicate are acked, rejected (the database
+// refused it, or the driver cannot encode it) is dead-lettered, in the same write cycle. Only `retry`
+// stays in hand. Batches may end out of order; acks.ts keeps each ack behind its own write.
 //
 // Outages. A write that fails as a whole is retried with capped exponential back-off and never
 // acked, nacked or dropped while its channel is open; meanwhile `onStoreHealth(false)` lets the
@@ -44,17 +45,32 @@ interface Entry {
   readonly arrivedAt: number;
 }
 
+/** One insertMany's deliveries, from its first write until each is settled or void. */
+interface Batch {
+  /** Those still to be written: after each attempt, only the ones it left to retry. */
+  entries: readonly Entry[];
+}
+
 /** How long a recovery ping may take before it counts as a failure. */
 const PING_TIMEOUT_MS = 2_000;
+
+/**
+ * Batches written at once while the store is healthy. With one, the database idles while the
+ * consumer settles a finished batch and encodes the next; with two, it has the next in hand
+ * meanwhile (BENCHMARKS.md section 4). While a batch is being retried, one at a time: the store is
+ * failing, and more writes would only add load to it.
+ */
+const WRITES_IN_FLIGHT = 2;
 
 export class BatchWriter {
   readonly #options: BatchWriterOptions;
   /** Waiting for the next batch. */
   #pending: Entry[] = [];
-  /** The batch being written, until each of its documents is stored. */
-  #writing: readonly Entry[] = [];
+  /** The batches being written, each with its write loop (#writeUntilSettled). */
+  readonly #writing = new Map<Batch, Promise<void>>();
+  /** Batches whose last write failed: the store counts as unhealthy while there is one. */
+  readonly #failing = new Set<Batch>();
   #cancelTimer: (() => void) | undefined;
-  #draining: Promise<void> | undefined;
   #flushing = false;
   #healthy = true;
   /** Aborted by stop(): ends retries and the back-off wait in progress. */
@@ -68,14 +84,16 @@ export class BatchWriter {
     return this.#stop.signal.aborted;
   }
 
-  /** False from a failed write until a write or ping succeeds again. */
+  /** False from a failed write until that batch is written, or a ping succeeds once its channel closed. */
   get storeHealthy(): boolean {
     return this.#healthy;
   }
 
-  /** Deliveries held, not yet acked: the batch being written and those waiting for the next. */
+  /** Deliveries held, not yet acked: the batches being written and those waiting for the next. */
   get inHand(): number {
-    return this.#writing.length + this.#pending.length;
+    let count = this.#pending.length;
+    for (const batch of this.#writing.keys()) count += batch.entries.length;
+    return count;
   }
 
   add(delivery: Delivery, activity: ParsedActivity): void {
@@ -87,7 +105,8 @@ export class BatchWriter {
   async flush(): Promise<void> {
     this.#flushing = true;
     this.#kick();
-    while (this.#draining) await this.#draining;
+    // A write that ends starts the next batch before its promise resolves, so this sees that one too.
+    while (this.#writing.size > 0) await Promise.all(this.#writing.values());
   }
 
   /** Gives up: no more retries, timers cancelled. What is not acked is redelivered by the broker. */
@@ -97,15 +116,13 @@ export class BatchWriter {
     this.#cancelTimer = undefined;
   }
 
+  /** Starts every batch that is due and has a free slot; otherwise waits for the oldest's timer. */
   #kick(): void {
-    if (this.#draining || this.#stopped) return;
-    if (!this.#due()) return this.#arm();
-    this.#draining = this.#drain()
-      .catch((err: unknown) => this.#options.logger.error('batch loop failed', { err }))
-      .finally(() => {
-        this.#draining = undefined;
-        this.#kick();
-      });
+    if (this.#stopped) return;
+    const slots = this.#healthy ? WRITES_IN_FLIGHT : 1;
+    while (this.#writing.size < slots && this.#due()) this.#start(this.#pending.splice(0, this.#options.batchSize));
+    // A full house needs no timer: the next write to end kicks again.
+    if (this.#writing.size < slots) this.#arm();
   }
 
   #due(): boolean {
@@ -126,45 +143,62 @@ export class BatchWriter {
     });
   }
 
-  async #drain(): Promise<void> {
-    while (this.#due() && !this.#stopped) {
-      this.#cancelTimer?.();
-      this.#cancelTimer = undefined;
-      await this.#writeUntilSettled(this.#pending.splice(0, this.#options.batchSize));
-      this.#writing = [];
-    }
+  #start(entries: readonly Entry[]): void {
+    // The timer was for the oldest delivery, which this batch takes.
+    this.#cancelTimer?.();
+    this.#cancelTimer = undefined;
+    const batch: Batch = { entries };
+    const written = this.#writeUntilSettled(batch)
+      .catch((err: unknown) => this.#options.logger.error('batch loop failed', { err }))
+      .finally(() => {
+        this.#writing.delete(batch);
+        // Cut short (stop, or a flush with nothing left to write): the health stays as it was.
+        this.#failing.delete(batch);
+        this.#kick();
+      });
+    this.#writing.set(batch, written);
   }
 
   /** Writes `batch` until every document is stored or its channel is gone; only stop() cuts it short. */
-  async #writeUntilSettled(batch: readonly Entry[]): Promise<void> {
+  async #writeUntilSettled(batch: Batch): Promise<void> {
     const { store, logger, metrics, retry, random } = this.#options;
-    this.#writing = batch;
     for (let attempt = 1; !this.#stopped; attempt++) {
-      this.#dropVoid();
-      if (this.#writing.length > 0) {
-        this.#writing = await this.#write(this.#writing);
-        if (this.#writing.length === 0) return this.#setHealthy(true);
+      this.#dropVoid(batch);
+      if (batch.entries.length > 0) {
+        batch.entries = await this.#write(batch.entries);
+        if (batch.entries.length === 0) return this.#succeeded(batch);
       } else if (this.#flushing) {
         // Shutting down with nothing left to write: the store's recovery no longer matters.
         return;
       } else if (this.#healthy || (await store.ping(PING_TIMEOUT_MS))) {
         // Nothing left to write (its channel closed): while the store is down, a ping is what tells
         // us consumption may resume.
-        return this.#setHealthy(true);
+        return this.#succeeded(batch);
       }
+      this.#failing.add(batch);
       this.#setHealthy(false);
       if (this.#stopped) return;
       const delayMs = backoffDelay(attempt, retry, random);
       metrics.retries.inc();
-      logger.warn('retrying batch write', { attempt, delayMs, messages: this.#writing.length });
+      logger.warn('retrying batch write', { attempt, delayMs, messages: batch.entries.length });
       await sleep(this.#options.clock, delayMs, this.#stop.signal);
     }
   }
 
-  /** Forgets deliveries of a closed channel, written or waiting: the broker has requeued them. */
-  #dropVoid(): void {
+  /** Healthy again only once no batch is left failing: a write beside a failing one proves little. */
+  #succeeded(batch: Batch): void {
+    this.#failing.delete(batch);
+    if (this.#failing.size === 0) this.#setHealthy(true);
+  }
+
+  /**
+   * Forgets deliveries of a closed channel, in `batch` and waiting: the broker has requeued them.
+   * Every batch calls this before each of its writes. Another batch's entries are left to it: while
+   * its write is in flight, its answer replaces them, and settling skips a closed channel anyway.
+   */
+  #dropVoid(batch: Batch): void {
     const open = (entry: Entry) => entry.delivery.channel.open;
-    this.#writing = this.#writing.filter(open);
+    batch.entries = batch.entries.filter(open);
     this.#pending = this.#pending.filter(open);
   }
 
