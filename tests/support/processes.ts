@@ -45,7 +45,7 @@ export interface RunningService {
   readonly port: number;
   /** The API's OPS_PORT server (probes and /metrics), when it has one. */
   readonly opsPort?: number;
-  /** The last 500 log lines, for diagnosing a failure. */
+  /** The last 500 to 1,000 log lines, for diagnosing a failure (stdout after the listening line is split into lines when this is read). */
   readonly logs: string[];
   readonly exited: Promise<number | null>;
 }
@@ -79,31 +79,71 @@ export async function startCommand(label: string, argv: readonly string[], env: 
     env: { PATH: `${bin}:${process.env.PATH}`, HOME: process.env.HOME ?? '/tmp', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  const logs: string[] = [];
+  const lines: string[] = [];
   // The tail is what explains a failure. Benches log a line per request, on the cores the server
   // under test runs on, so keeping it costs an amortised push, not a shift of the whole tail per line.
   const keep = (line: string) => {
-    if (logs.push(line) > 1_000) logs.splice(0, 500);
+    if (lines.push(line) > 1_000) lines.splice(0, 500);
+  };
+  // stdout is split into lines until the listening line; after it, it is kept as text and split
+  // only when `logs` is read: splitting a line per request as it came cost the bench's own process
+  // about 11 µs a request, on the two cores the server under test shares (BENCHMARKS.md section 0).
+  let unread: string[] = [];
+  let unreadChars = 0;
+  let partial = '';
+  const split = (text: string) => {
+    const split = text.split('\n');
+    partial = split.pop()!;
+    return split;
+  };
+  const readUnread = () => {
+    if (unread.length === 0) return;
+    const text = partial + unread.join('');
+    unread = [];
+    unreadChars = 0;
+    for (const line of split(text).slice(-1_000)) keep(line);
   };
   const exited = once(child, 'exit').then(([code]) => code as number | null);
   createInterface({ input: child.stderr! }).on('line', keep);
   const listening = new Promise<{ port: number; opsPort?: number }>((resolvePort, reject) => {
     let announced = false;
-    createInterface({ input: child.stdout! }).on('line', (line) => {
-      keep(line);
-      if (announced) return; // parsing every later line would cost a bench's load generator CPU
-      const entry = parseJson(line);
-      if (typeof entry?.port === 'number' && /listening/.test(String(entry.msg))) {
-        announced = true;
-        resolvePort(typeof entry.opsPort === 'number' ? { port: entry.port, opsPort: entry.opsPort } : { port: entry.port });
+    child.stdout!.setEncoding('utf8');
+    child.stdout!.on('data', (chunk: string) => {
+      if (announced) {
+        unread.push(chunk);
+        unreadChars += chunk.length;
+        if (unreadChars > UNREAD_CHARS) readUnread();
+        return;
+      }
+      for (const line of split(partial + chunk)) {
+        keep(line);
+        const entry = announced ? undefined : parseJson(line);
+        if (typeof entry?.port === 'number' && /listening/.test(String(entry.msg))) {
+          announced = true;
+          resolvePort(typeof entry.opsPort === 'number' ? { port: entry.port, opsPort: entry.opsPort } : { port: entry.port });
+        }
       }
     });
-    void exited.then((code) => reject(new Error(`${label} exited (${code}) before listening:\n${logs.join('\n')}`)));
+    child.stdout!.on('end', () => {
+      readUnread();
+      if (partial !== '') keep(partial);
+      partial = '';
+    });
+    void exited.then((code) => {
+      readUnread();
+      reject(new Error(`${label} exited (${code}) before listening:\n${lines.join('\n')}`));
+    });
   });
   // Not listening within 30 s: kill it, which settles `listening` through the exit above.
   const guard = setTimeout(() => child.kill('SIGKILL'), 30_000);
   try {
-    return { child, ...(await listening), logs, exited };
+    const running = { child, ...(await listening), exited };
+    return Object.defineProperty(running, 'logs', {
+      get: () => {
+        readUnread();
+        return lines;
+      },
+    }) as RunningService;
   } finally {
     clearTimeout(guard);
   }
@@ -120,6 +160,9 @@ export async function stopService(service: RunningService, signal: NodeJS.Signal
     clearTimeout(guard);
   }
 }
+
+/** Output of a listening server kept unsplit before it is split into lines anyway. */
+const UNREAD_CHARS = 1 << 20;
 
 function parseJson(line: string): Record<string, unknown> | undefined {
   try {
