@@ -112,7 +112,13 @@ export async function startCommand(label: string, argv: readonly string[], env: 
       if (announced) {
         unread.push(chunk);
         unreadChars += chunk.length;
-        if (unreadChars > UNREAD_CHARS) readUnread();
+        if (unreadChars > UNREAD_CHARS) {
+          // Nobody read them: only the tail is kept, its first line cut where the text was.
+          const tail = unread.join('').slice(-UNREAD_CHARS / 2);
+          unread = [tail.slice(tail.indexOf('\n') + 1)];
+          unreadChars = unread[0]!.length;
+          partial = '';
+        }
         return;
       }
       for (const line of split(partial + chunk)) {
@@ -161,7 +167,7 @@ export async function stopService(service: RunningService, signal: NodeJS.Signal
   }
 }
 
-/** Output of a listening server kept unsplit before it is split into lines anyway. */
+/** Output of a listening server kept unsplit; beyond it, only the newer half is kept. */
 const UNREAD_CHARS = 1 << 20;
 
 function parseJson(line: string): Record<string, unknown> | undefined {
