@@ -99,6 +99,17 @@ describe('ConfirmPublisher', () => {
     await rejectsUnavailable(returned, /no queue took the event/);
   });
 
+  test('a return on a channel left behind does not fail a publish of that id on the next channel', async () => {
+    const { publisher, channel } = attached();
+    void publisher.publish(MESSAGE, RECEIVED_AT).catch(() => {});
+    channel.returnMessage();
+    const next = new FakeChannel();
+    publisher.attach(next);
+    const published = publisher.publish(MESSAGE, RECEIVED_AT);
+    next.ack();
+    await published;
+  });
+
   test('rejects with PublishOutcomeUnknown when no confirm arrives within the publish timeout, and a late confirm changes nothing', async (t) => {
     t.mock.timers.enable({ apis: ['setTimeout', 'Date'] });
     const { publisher, channel } = attached({ publishTimeoutMs: 250 });
