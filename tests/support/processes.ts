@@ -80,21 +80,21 @@ export async function startCommand(label: string, argv: readonly string[], env: 
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const lines: string[] = [];
-  // The tail is what explains a failure. Benches log a line per request, on the cores the server
-  // under test runs on, so keeping it costs an amortised push, not a shift of the whole tail per line.
+  // The tail is what explains a failure: kept with an amortised push, not a shift of the whole tail per line.
   const keep = (line: string) => {
     if (lines.push(line) > 1_000) lines.splice(0, 500);
   };
   // stdout is split into lines until the listening line; after it, it is kept as text and split
-  // only when `logs` is read: splitting a line per request as it came cost the bench's own process
-  // about 11 µs a request, on the two cores the server under test shares (BENCHMARKS.md section 0).
+  // only when `logs` is read: a bench server logs a line per request, and the bench's own process
+  // runs on the two cores the server under test shares (BENCHMARKS.md section 0).
   let unread: string[] = [];
   let unreadChars = 0;
   let partial = '';
+  /** The complete lines of `text`; the unfinished last one waits in `partial`. */
   const split = (text: string) => {
-    const split = text.split('\n');
-    partial = split.pop()!;
-    return split;
+    const complete = text.split('\n');
+    partial = complete.pop()!;
+    return complete;
   };
   const readUnread = () => {
     if (unread.length === 0) return;

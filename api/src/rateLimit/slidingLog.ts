@@ -124,8 +124,8 @@ class RequestLog {
 }
 
 export class SlidingLogLimiter implements RateLimiter {
-  // Map iteration order is insertion order; every hit re-inserts its key, so the first key of a
-  // shard is always that shard's least recently used one.
+  // Map iteration order is insertion order; every hit moves its key to the end (unless it is the
+  // shard's newest already), so the first key of a shard is always its least recently used one.
   readonly #shards: Map<string, RequestLog>[];
   /** Each shard's most recently used key, which a hit need not move to the end again. */
   readonly #newest: Array<string | undefined>;
